@@ -1,0 +1,1 @@
+"""The Kafka consumer programs: a shared runner, then one package per service."""

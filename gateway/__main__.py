@@ -1,0 +1,56 @@
+"""``ingest-gateway`` / ``python -m gateway``: read settings and the registry once, then serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.errors import KafkaUnavailable
+from gateway.settings import GatewaySettings
+from ingest_core.env import SettingsError
+from ingest_core.registry import RegistryError, load_registry
+
+
+def _event_loop_policy() -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, used when installed
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main() -> int:
+    try:
+        settings = GatewaySettings.from_env(os.environ)
+        registry = load_registry(settings.topics_file)
+    except (SettingsError, RegistryError) as exc:
+        print(f"ingest-gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _event_loop_policy()
+    try:
+        web.run_app(
+            create_app(settings, registry),
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2,
+            print=lambda _msg: logging.getLogger("gateway").info(
+                "listening on http://%s:%d", settings.host, settings.port
+            ),
+        )
+    except KafkaUnavailable as exc:
+        print(f"ingest-gateway: {exc.message} ({settings.kafka_bootstrap_servers})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The gateway's application factory: routes, middlewares, and the producer's lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from gateway.context import CONTEXT, GatewayContext
+from gateway.ingest import Ingestor
+from gateway.kafka_confluent import ConfluentPublisher
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import make_middlewares
+from gateway.routes import ingest, ops
+from gateway.settings import GatewaySettings
+from ingest_core.registry import Registry
+
+PublisherFactory = Callable[[GatewaySettings], ConfluentPublisher]
+
+
+def default_publisher(settings: GatewaySettings) -> ConfluentPublisher:
+    return ConfluentPublisher(
+        settings.kafka_bootstrap_servers,
+        delivery_timeout_ms=settings.delivery_timeout_ms,
+        metadata_timeout_ms=settings.metadata_timeout_ms,
+        linger_ms=settings.kafka_linger_ms,
+        compression=settings.kafka_compression,
+        max_inflight_events=settings.max_inflight_events,
+    )
+
+
+def create_app(settings: GatewaySettings, registry: Registry) -> web.Application:
+    metrics = GatewayMetrics(d.id for d in registry)
+    ctx = GatewayContext(
+        ingestor=Ingestor(registry, settings.max_batch_events),
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        max_inflight=settings.max_inflight_requests,
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=make_middlewares(metrics))
+    app[CONTEXT] = ctx
+
+    async def publisher_ctx(_app: web.Application) -> AsyncIterator[None]:
+        # Fails the start (and so the program) when Kafka does not answer: readiness is never faked.
+        publisher = default_publisher(settings)
+        await publisher.start()
+        ctx.set_publisher(publisher)
+        yield
+        # aiohttp has already stopped accepting and let in-flight requests finish; now flush.
+        await publisher.close()
+        ctx.set_publisher(None)
+
+    app.cleanup_ctx.append(publisher_ctx)
+    ingest.add_routes(app)
+    ops.add_routes(app)
+    return app

@@ -1,0 +1,228 @@
+"""Publisher on confluent-kafka (librdkafka): idempotent, acks=all, lz4, a short linger.
+
+Delivery reports are polled on the event loop itself (``poll(0)`` about every millisecond while
+anything is in flight), so callbacks run on the loop thread and resolve futures directly: no poll
+thread fighting the loop for the GIL, no ``call_soon_threadsafe``. One future per request, counted
+down per record, is resolved when the last record of the request is acknowledged or the first fails.
+
+A background task refreshes cluster metadata: it tells readiness, lets a request for a topic that
+is absent from the cluster fail fast (404), and while Kafka does not answer, requests fail fast
+with 503 instead of queueing behind a dead broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from gateway.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
+from gateway.publisher import OutRecord
+
+log = logging.getLogger(__name__)
+
+_POLL_INTERVAL_S = 0.001
+_IDLE_POLL_INTERVAL_S = 0.1
+_TOPIC_MISSING_CODES = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
+_TOO_LARGE_CODES = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
+
+
+def _error_for(err: KafkaError) -> Exception:
+    code = err.code()
+    if code in _TOPIC_MISSING_CODES:
+        return TopicMissing()
+    if code in _TOO_LARGE_CODES:
+        return PayloadTooLarge("An event exceeds Kafka's maximum record size")
+    return KafkaUnavailable()
+
+
+class _Delivery:
+    """Counts down the delivery reports of one request's records; resolves its one future."""
+
+    __slots__ = ("future", "remaining")
+
+    def __init__(self, future: asyncio.Future[None], count: int) -> None:
+        self.future = future
+        self.remaining = count
+
+    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
+        self.remaining -= 1
+        if self.future.done():
+            return
+        if err is not None:
+            self.future.set_exception(_error_for(err))
+        elif self.remaining == 0:
+            self.future.set_result(None)
+
+
+class ConfluentPublisher:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        delivery_timeout_ms: int,
+        metadata_timeout_ms: int,
+        linger_ms: int,
+        compression: str,
+        max_inflight_events: int,
+        metadata_refresh_s: float = 2.0,
+    ) -> None:
+        self._delivery_timeout_s = delivery_timeout_ms / 1000
+        self._metadata_timeout_s = metadata_timeout_ms / 1000
+        self._metadata_refresh_s = metadata_refresh_s
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": "ingest-gateway",
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": linger_ms,
+                "compression.type": compression,
+                "message.timeout.ms": delivery_timeout_ms,
+                # How long an unknown topic is waited for before its records fail: bounded, so a
+                # deleted topic gives a prompt 404 rather than a delivery timeout.
+                "topic.metadata.propagation.max.ms": metadata_timeout_ms,
+                "queue.buffering.max.messages": max_inflight_events,
+                "queue.buffering.max.kbytes": 1024 * 1024,
+                "error_cb": self._on_error,
+            }
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poll_handle: asyncio.TimerHandle | None = None
+        self._idle_task: asyncio.Task[None] | None = None
+        self._metadata_task: asyncio.Task[None] | None = None
+        self._topics: frozenset[str] = frozenset()
+        # Topics found missing, until when: a flood of requests for a deleted topic costs one
+        # metadata request a second, not one each.
+        self._missing_until: dict[str, float] = {}
+        self._kafka_ok = False
+        self._fatal: str | None = None
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Wait for Kafka's first metadata answer; raises KafkaUnavailable if it does not come."""
+        self._loop = asyncio.get_running_loop()
+        if not await self._refresh_metadata():
+            raise KafkaUnavailable("Kafka did not answer a metadata request at start")
+        self._metadata_task = asyncio.create_task(self._metadata_loop())
+        self._idle_task = asyncio.create_task(self._idle_poll_loop())
+
+    async def close(self, flush_timeout_s: float = 10.0) -> None:
+        """Deliver what is queued (bounded), then stop the background work."""
+        deadline = time.monotonic() + flush_timeout_s
+        while len(self._producer) > 0 and time.monotonic() < deadline:
+            self._producer.poll(0)
+            await asyncio.sleep(0.01)
+        if len(self._producer) > 0:
+            log.error("closing with %d records not acknowledged by Kafka", len(self._producer))
+        for task in (self._metadata_task, self._idle_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._poll_handle is not None:
+            self._poll_handle.cancel()
+
+    # Publishing ------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return self._kafka_ok and self._fatal is None
+
+    async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
+        if not self._kafka_ok or self._fatal is not None:
+            raise KafkaUnavailable()
+        if topic not in self._topics and not await self._topic_exists_now(topic):
+            raise TopicMissing()
+        loop = self._loop
+        assert loop is not None, "publish() before start()"
+        future: asyncio.Future[None] = loop.create_future()
+        delivery = _Delivery(future, len(records))
+        produce = self._producer.produce
+        for i, record in enumerate(records):
+            try:
+                produce(topic, record.value, record.key, headers=record.headers, on_delivery=delivery)
+            except BufferError:
+                # Records already queued still count down; the future must not wait for the rest.
+                delivery.remaining -= len(records) - i
+                raise Overloaded() from None
+            except KafkaException as exc:
+                delivery.remaining -= len(records) - i
+                raise _error_for(exc.args[0]) from None
+        self._schedule_poll()
+        try:
+            # librdkafka fails each record after message.timeout.ms; the extra second only guards
+            # against a report that never comes.
+            await asyncio.wait_for(future, self._delivery_timeout_s + 1.0)
+        except TimeoutError:
+            raise KafkaUnavailable() from None
+
+    # Polling ---------------------------------------------------------------------------------
+
+    def _schedule_poll(self) -> None:
+        if self._poll_handle is None and self._loop is not None:
+            self._poll_handle = self._loop.call_later(_POLL_INTERVAL_S, self._poll)
+
+    def _poll(self) -> None:
+        self._poll_handle = None
+        self._producer.poll(0)
+        if len(self._producer) > 0:
+            self._schedule_poll()
+
+    async def _idle_poll_loop(self) -> None:
+        # Error callbacks and late reports arrive even when no request is waiting.
+        while True:
+            await asyncio.sleep(_IDLE_POLL_INTERVAL_S)
+            self._producer.poll(0)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err.str()
+            log.error("fatal Kafka producer error, restart needed: %s", err.str())
+        else:
+            log.debug("Kafka client error: %s", err.str())
+
+    # Metadata --------------------------------------------------------------------------------
+
+    async def _refresh_metadata(self) -> bool:
+        try:
+            meta = await asyncio.to_thread(self._producer.list_topics, timeout=self._metadata_timeout_s)
+        except KafkaException as exc:
+            if self._kafka_ok:
+                log.warning("Kafka is not answering metadata requests: %s", exc)
+            self._kafka_ok = False
+            return False
+        self._topics = frozenset(name for name, t in meta.topics.items() if t.error is None)
+        if not self._kafka_ok:
+            log.info("Kafka answers metadata requests (%d topics)", len(self._topics))
+        self._kafka_ok = True
+        return True
+
+    async def _metadata_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._metadata_refresh_s if self._kafka_ok else 0.5)
+            await self._refresh_metadata()
+
+    async def _topic_exists_now(self, topic: str) -> bool:
+        """A topic missing from the last snapshot may be new: ask the cluster, bounded."""
+        if self._missing_until.get(topic, 0.0) > time.monotonic():
+            return False
+        try:
+            meta = await asyncio.to_thread(
+                self._producer.list_topics, topic=topic, timeout=self._metadata_timeout_s
+            )
+        except KafkaException:
+            raise KafkaUnavailable() from None
+        info = meta.topics.get(topic)
+        exists = info is not None and info.error is None
+        if exists:
+            self._topics = self._topics | {topic}
+            self._missing_until.pop(topic, None)
+        elif len(self._missing_until) < 10_000:
+            self._missing_until[topic] = time.monotonic() + 1.0
+        return exists

@@ -1,0 +1,34 @@
+"""The seam between handlers and Kafka: what the gateway needs of a producer, and nothing more.
+
+Handlers call ``publish`` and never import a Kafka client, so the client can change (confluent-kafka
+by default) without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
+        """Return once Kafka has acknowledged every record (acks=all).
+
+        Raises TopicMissing (topic absent on the cluster), KafkaUnavailable (no ack within the
+        delivery timeout; some records may still land: retrying with the same msgid is harmless),
+        Overloaded (too much already in flight; nothing or part was sent), PayloadTooLarge (a record
+        exceeds Kafka's maximum record size).
+        """
+        ...
+
+    def ready(self) -> bool:
+        """Did Kafka answer the last metadata request?"""
+        ...

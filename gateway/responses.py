@@ -1,0 +1,74 @@
+"""The response envelope of the ingestion API, built cheaply: it is on the hot path of every request.
+
+``ts`` is the server's local time to the second with a numeric offset (``+00:00`` in UTC, never
+``Z``), formatted once per second; ``resmsgid`` is a new UUID per response.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.errors import ApiError
+
+API_ID = "api.data.in"
+API_VER = "v2"
+SUCCESS_RESULT = {"message": "Data ingested successfully"}
+
+
+class _SecondClock:
+    """ISO 8601 local time to the second; recomputed only when the second changes."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._text = datetime.fromtimestamp(second, tz=UTC).astimezone().isoformat()
+            self._second = second
+        return self._text
+
+
+_clock = _SecondClock()
+
+
+def _params(status: str, msgid: str | None) -> dict[str, str]:
+    params = {"status": status}
+    if msgid is not None:
+        params["msgid"] = msgid
+    params["resmsgid"] = str(uuid.uuid4())
+    return params
+
+
+def success_body(msgid: str | None) -> bytes:
+    return orjson.dumps(
+        {
+            "id": API_ID,
+            "ver": API_VER,
+            "ts": _clock.now(),
+            "params": _params("SUCCESS", msgid),
+            "responseCode": "OK",
+            "result": SUCCESS_RESULT,
+        }
+    )
+
+
+def error_body(error: ApiError, msgid: str | None, api_id: str = API_ID) -> bytes:
+    body: dict[str, Any] = {
+        "id": api_id,
+        "ver": API_VER,
+        "ts": _clock.now(),
+        "params": _params("FAILED", msgid),
+        "responseCode": error.response_code,
+        "result": {},
+        "error": {"code": error.code, "message": error.message, "trace": ""},
+    }
+    return orjson.dumps(body)

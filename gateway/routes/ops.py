@@ -1,0 +1,31 @@
+"""Operational endpoints: ``/health`` (alive), ``/ready`` (registry loaded, Kafka answering), ``/metrics``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.context import CONTEXT
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    kafka_ok = ctx.has_publisher() and ctx.publisher().ready()
+    body = {"status": "ready" if kafka_ok else "not ready", "registry": "loaded", "kafka": kafka_ok}
+    return web.json_response(body, status=200 if kafka_ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    ctx.metrics.inflight.set(ctx.inflight)
+    return web.Response(body=generate_latest(ctx.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)

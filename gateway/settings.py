@@ -1,0 +1,53 @@
+"""The gateway's settings: read from the environment once, in ``__main__``, and passed explicitly.
+
+These variable names are a public contract (README, Helm chart): add to them, never rename them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest_core.env import env_choice, env_int, env_str
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"  # GATEWAY_HOST
+    port: int = 8080  # GATEWAY_PORT
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
+    topics_file: Path = Path("topics.yaml")  # TOPICS_FILE
+    max_body_bytes: int = 10 * MIB  # MAX_BODY_BYTES: larger bodies get 413
+    delivery_timeout_ms: int = 10_000  # DELIVERY_TIMEOUT_MS: longest wait for Kafka's ack, then 503
+    metadata_timeout_ms: int = 3_000  # METADATA_TIMEOUT_MS: longest wait to learn a topic is missing
+    max_batch_events: int = 10_000  # MAX_BATCH_EVENTS: events in one request
+    max_inflight_requests: int = 4_096  # MAX_INFLIGHT_REQUESTS: beyond it, 503 OVERLOADED at once
+    max_inflight_events: int = 500_000  # MAX_INFLIGHT_EVENTS: producer queue bound, then 503 OVERLOADED
+    kafka_linger_ms: int = 1  # KAFKA_LINGER_MS: producer batching delay
+    kafka_compression: str = "lz4"  # KAFKA_COMPRESSION: none, gzip, snappy, lz4, zstd
+    log_level: str = "info"  # LOG_LEVEL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
+        """Parse the environment; raises SettingsError naming the variable at fault."""
+        d = cls()
+        return cls(
+            host=env_str(env, "GATEWAY_HOST", d.host),
+            port=env_int(env, "GATEWAY_PORT", d.port, minimum=0),
+            kafka_bootstrap_servers=env_str(env, "KAFKA_BOOTSTRAP_SERVERS", d.kafka_bootstrap_servers),
+            topics_file=Path(env_str(env, "TOPICS_FILE", str(d.topics_file))),
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            delivery_timeout_ms=env_int(env, "DELIVERY_TIMEOUT_MS", d.delivery_timeout_ms, minimum=100),
+            metadata_timeout_ms=env_int(env, "METADATA_TIMEOUT_MS", d.metadata_timeout_ms, minimum=100),
+            max_batch_events=env_int(env, "MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
+            max_inflight_requests=env_int(env, "MAX_INFLIGHT_REQUESTS", d.max_inflight_requests, minimum=1),
+            max_inflight_events=env_int(env, "MAX_INFLIGHT_EVENTS", d.max_inflight_events, minimum=1000),
+            kafka_linger_ms=env_int(env, "KAFKA_LINGER_MS", d.kafka_linger_ms, minimum=0),
+            kafka_compression=env_choice(
+                env, "KAFKA_COMPRESSION", d.kafka_compression, ("none", "gzip", "snappy", "lz4", "zstd")
+            ),
+            log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
+        )

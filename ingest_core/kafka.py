@@ -1,0 +1,70 @@
+"""Kafka helpers shared by the programs: client configuration and idempotent topic creation.
+
+Functions here are synchronous (librdkafka's admin API); call them from a thread in async code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+
+class KafkaAdminError(RuntimeError):
+    """The cluster could not be reached or refused an admin request."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int | None = None  # None: the broker's default.replication.factor
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "ingest-admin"})
+
+
+def existing_topics(admin: AdminClient, timeout_s: float) -> set[str]:
+    """Names of the topics on the cluster; raises KafkaAdminError when it does not answer in time."""
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaAdminError(f"Kafka did not answer a metadata request: {exc}") from None
+    return set(meta.topics)
+
+
+def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; never deletes or alters one. Returns those created.
+
+    Raises KafkaAdminError when the cluster cannot be reached or refuses a creation.
+    """
+    wanted = {s.name: s for s in specs}
+    if not wanted:
+        return []
+    # One client for the whole call: librdkafka fails pending futures when its handle is freed.
+    admin = admin_client(bootstrap)
+    present = existing_topics(admin, timeout_s)
+    missing = [s for name, s in wanted.items() if name not in present]
+    if not missing:
+        return []
+    new = [NewTopic(s.name, s.partitions, s.replication_factor or -1) for s in missing]
+    futures = admin.create_topics(new, request_timeout=timeout_s)
+    created: list[str] = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            # Another process may have created it between our look and our request.
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise KafkaAdminError(f"could not create topic {name!r}: {exc}") from None
+    log.info("created topics: %s", ", ".join(created))
+    return created

@@ -1,0 +1,119 @@
+"""The registry: datasets and their Kafka topics, read from ``topics.yaml`` and validated at start.
+
+A bad file raises ``RegistryError`` whose message names the file and the key at fault; programs
+print it and stop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema.exceptions import best_match
+
+from ingest_core.paths import schema_path
+from ingest_core.validation import SchemaValidator
+
+DEFAULT_PARTITIONS = 3
+
+
+class RegistryError(ValueError):
+    """The registry file is missing, unparsable or invalid; the message names the key at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    id: str
+    entry_topic: str | None
+    partitions: int
+    replication_factor: int | None
+    key: str | None
+    dedup_key: str | None
+    batch: bool
+    schema_file: Path | None
+    validator: SchemaValidator | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    path: Path
+    datasets: Mapping[str, Dataset]
+
+    def get(self, dataset_id: str) -> Dataset | None:
+        return self.datasets.get(dataset_id)
+
+    def entry_topics(self) -> list[str]:
+        """Every configured entry topic, once each, in registry order."""
+        return list(dict.fromkeys(d.entry_topic for d in self if d.entry_topic))
+
+    def __iter__(self) -> Iterator[Dataset]:
+        return iter(self.datasets.values())
+
+
+def _where(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _load_dataset_schema(file: Path, where: str, source: Path) -> SchemaValidator:
+    try:
+        schema = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"{source}: {where}: schema file {file} not found") from None
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"{source}: {where}: schema file {file} is not valid JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise RegistryError(f"{source}: {where}: schema file {file} must hold a JSON object")
+    try:
+        return SchemaValidator(schema)
+    except jsonschema.SchemaError as exc:
+        raise RegistryError(f"{source}: {where}: {file} is not a valid JSON Schema: {exc.message}") from None
+
+
+def parse_registry(doc: Any, source: Path) -> Registry:
+    """Validate a parsed registry document and build the registry; raises RegistryError."""
+    meta = json.loads(schema_path("topics.schema.json").read_text(encoding="utf-8"))
+    error = best_match(jsonschema.Draft7Validator(meta).iter_errors(doc))
+    if error is not None:
+        raise RegistryError(f"{source}: {_where(error.absolute_path)}: {error.message}")
+    datasets: dict[str, Dataset] = {}
+    for i, item in enumerate(doc["datasets"]):
+        where = f"datasets[{i}]"
+        if item["id"] in datasets:
+            raise RegistryError(f"{source}: {where}.id: duplicate dataset id {item['id']!r}")
+        schema_file = validator = None
+        if "schema" in item:
+            schema_file = (source.parent / item["schema"]).resolve()
+            validator = _load_dataset_schema(schema_file, f"{where}.schema", source)
+        datasets[item["id"]] = Dataset(
+            id=item["id"],
+            entry_topic=item.get("entry_topic"),
+            partitions=item.get("partitions", DEFAULT_PARTITIONS),
+            replication_factor=item.get("replication_factor"),
+            key=item.get("key"),
+            dedup_key=item.get("dedup_key"),
+            batch=item.get("batch", True),
+            schema_file=schema_file,
+            validator=validator,
+        )
+    return Registry(path=source, datasets=datasets)
+
+
+def load_registry(path: Path) -> Registry:
+    """Read and validate the registry file; raises RegistryError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read the registry: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+    return parse_registry(doc, path.resolve())

@@ -1,0 +1,57 @@
+"""``ingest-topics``: check the registry, or create its missing topics on the cluster.
+
+    ingest-topics check    validate TOPICS_FILE and print its datasets
+    ingest-topics apply    create every missing topic the registry names (idempotent; never deletes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ingest_core.env import SettingsError, env_int, env_str
+from ingest_core.kafka import KafkaAdminError, TopicSpec, ensure_topics
+from ingest_core.registry import Registry, RegistryError, load_registry
+
+
+def topic_specs(registry: Registry, dlq_topic: str | None = None) -> list[TopicSpec]:
+    """Every topic the system needs: each dataset's entry topic, plus the dead-letter topic."""
+    specs = [
+        TopicSpec(d.entry_topic, d.partitions, d.replication_factor) for d in registry if d.entry_topic
+    ]
+    if dlq_topic:
+        specs.append(TopicSpec(dlq_topic, 1))
+    return specs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ingest-topics", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["check", "apply"])
+    args = parser.parse_args(argv)
+    env = os.environ
+    try:
+        registry = load_registry(Path(env_str(env, "TOPICS_FILE", "topics.yaml")))
+        timeout_ms = env_int(env, "ADMIN_TIMEOUT_MS", 30000, minimum=1)
+    except (RegistryError, SettingsError) as exc:
+        print(f"ingest-topics: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        for d in registry:
+            print(f"{d.id}\t{d.entry_topic or '-'}\tpartitions={d.partitions}\tbatch={d.batch}")
+        return 0
+    bootstrap = env_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    try:
+        created = ensure_topics(
+            bootstrap, topic_specs(registry, env_str(env, "DLQ_TOPIC", "ingest.dlq")), timeout_ms / 1000
+        )
+    except KafkaAdminError as exc:
+        print(f"ingest-topics: {exc}", file=sys.stderr)
+        return 1
+    print(f"ingest-topics: {len(created)} created" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Local Apache Kafka without Docker: fetch the broker's jars from Maven Central into a cache,
+# format KRaft storage, run one combined broker+controller on 127.0.0.1, stop it cleanly.
+#
+#   scripts/kafka.sh fetch|up|down|status
+#
+# Environment:
+#   KAFKA_LOCAL_PORT   broker port (default 9092); the controller listens on port+1000
+#   KAFKA_DATA_DIR     storage, config, pid and log (default ./.run/kafka-$KAFKA_LOCAL_PORT)
+#   KAFKA_CACHE_DIR    where the jars are kept (default ~/.cache/ingest-gateway/kafka)
+#   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx1g)
+#   KAFKA_START_TIMEOUT seconds to wait for the broker (default 90)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+port=${KAFKA_LOCAL_PORT:-9092}
+cport=$((port + 1000))
+data=${KAFKA_DATA_DIR:-$PWD/.run/kafka-$port}
+version=$(sed -n 's#.*<kafka.version>\(.*\)</kafka.version>.*#\1#p' "$here/kafka-pom.xml")
+cache=${KAFKA_CACHE_DIR:-$HOME/.cache/ingest-gateway/kafka}/$version
+libs=$cache/libs
+pidfile=$data/kafka.pid
+log=$data/kafka.log
+
+fetch() {
+  # The marker is written last, so an interrupted download is redone rather than trusted.
+  [ -f "$cache/.complete" ] && return 0
+  command -v mvn >/dev/null || { echo "kafka.sh: Maven (mvn) is required to fetch Kafka" >&2; exit 1; }
+  command -v java >/dev/null || { echo "kafka.sh: Java 17+ is required to run Kafka" >&2; exit 1; }
+  echo "kafka.sh: fetching Apache Kafka $version from Maven Central into $cache" >&2
+  rm -rf "$libs" && mkdir -p "$libs"
+  mvn -q -B -f "$here/kafka-pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+  touch "$cache/.complete"
+}
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+write_config() {
+  cat >"$data/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$data/logs
+# Topics come from topics.yaml only: a produce to an unknown topic must fail, not create it.
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+delete.topic.enable=true
+PROPS
+}
+
+up() {
+  fetch
+  mkdir -p "$data"
+  if running; then echo "kafka.sh: already running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return 0; fi
+  if port_open; then echo "kafka.sh: port $port is taken by another process" >&2; exit 1; fi
+  write_config
+  local cp="$libs/*"
+  if [ ! -f "$data/logs/meta.properties" ]; then
+    java -cp "$cp" kafka.tools.StorageTool format --ignore-formatted \
+      --cluster-id "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
+      --config "$data/server.properties" >"$data/format.log" 2>&1 \
+      || { cat "$data/format.log" >&2; exit 1; }
+  fi
+  : >"$log"
+  # setsid: the broker must outlive the shell that started it and ignore its Ctrl-C;
+  # it is stopped by `down` only.
+  # shellcheck disable=SC2086
+  setsid nohup java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    -Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info \
+    -cp "$cp" kafka.Kafka "$data/server.properties" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
+  until grep -q "Kafka Server started" "$log" && port_open; do
+    if ! running; then echo "kafka.sh: broker exited during start; last lines of $log:" >&2; tail -n 30 "$log" >&2; exit 1; fi
+    if [ $SECONDS -ge $deadline ]; then echo "kafka.sh: broker not up after ${KAFKA_START_TIMEOUT:-90}s; see $log" >&2; down; exit 1; fi
+    sleep 0.3
+  done
+  echo "kafka.sh: Kafka $version up on 127.0.0.1:$port (pid $(cat "$pidfile"), data $data)" >&2
+}
+
+down() {
+  running || { rm -f "$pidfile"; return 0; }
+  local pid; pid=$(cat "$pidfile")
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 60))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then echo "kafka.sh: broker did not stop in 60s; killing" >&2; kill -KILL "$pid" 2>/dev/null || true; fi
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  echo "kafka.sh: stopped broker on 127.0.0.1:$port" >&2
+}
+
+case "${1:-}" in
+  fetch) fetch; echo "$libs" ;;
+  up) up ;;
+  down) down ;;
+  status) if running; then echo "running (pid $(cat "$pidfile"), 127.0.0.1:$port)"; else echo "stopped"; exit 3; fi ;;
+  *) echo "usage: $0 fetch|up|down|status" >&2; exit 2 ;;
+esac
