@@ -18,7 +18,7 @@ from ingest_core.registry import RegistryError, load_registry
 
 def _event_loop_policy() -> None:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, used when installed
+        import uvloop
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

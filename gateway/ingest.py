@@ -61,7 +61,9 @@ class Ingestor:
         msgid: str = doc["params"]["msgid"]
         batch = isinstance(data, list)
         if batch and not dataset.batch:
-            raise InvalidInput("#properties/data/type should be object (this dataset takes one event per request)")
+            raise InvalidInput(
+                "#properties/data/type should be object (this dataset takes one event per request)"
+            )
         if batch and len(data) > self._max_batch:
             raise InvalidInput(f"#properties/data/maxItems should NOT have more than {self._max_batch} items")
         events: list[dict[str, Any]] = data if batch else [data]

@@ -90,6 +90,7 @@ class ConfluentPublisher:
                 "queue.buffering.max.messages": max_inflight_events,
                 "queue.buffering.max.kbytes": 1024 * 1024,
                 "error_cb": self._on_error,
+                "logger": logging.getLogger("librdkafka"),
             }
         )
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -35,7 +35,9 @@ class GatewayMetrics:
             "gateway_request_events", "Events per accepted request",
             buckets=_BATCH_BUCKETS, registry=self.registry,
         )  # fmt: skip
-        self.inflight = Gauge("gateway_inflight_requests", "Ingestion requests in flight", registry=self.registry)
+        self.inflight = Gauge(
+            "gateway_inflight_requests", "Ingestion requests in flight", registry=self.registry
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method if method in _METHODS else "OTHER", str(status)).inc()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.errors import ApiError, MethodNotAllowed, PayloadTooLarge, RouteNotFound
 from gateway.metrics import GatewayMetrics
@@ -15,7 +16,8 @@ from gateway.responses import API_ID, error_body
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MSGID_KEY = "ingest.msgid"  # request-scoped: the request's msgid, echoed in error responses
+# Request-scoped: the request's msgid, echoed in error responses.
+MSGID_KEY = web.RequestKey("ingest.msgid", str)
 
 
 def route_label(request: web.Request) -> str:
@@ -41,18 +43,19 @@ def _from_http(exc: web.HTTPException) -> ApiError | None:
     return None
 
 
-def make_middlewares(metrics: GatewayMetrics) -> list[Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]]:
+def make_middlewares(metrics: GatewayMetrics) -> list[Middleware]:
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
         status = 500
         try:
             response = await handler(request)
-            status = response.status
-            return response
         except web.HTTPException as exc:
             status = exc.status
             raise
+        else:
+            status = response.status
+            return response
         finally:
             metrics.observe_request(route_label(request), request.method, status, time.perf_counter() - start)
 

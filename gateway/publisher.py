@@ -15,7 +15,7 @@ from typing import Protocol
 class OutRecord:
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, str | bytes | None]]
 
 
 class Publisher(Protocol):

@@ -69,7 +69,7 @@ def build_value(dataset: str, msgid: str, event_id: str, event: dict[str, Any], 
     )
 
 
-def build_headers(dataset: str, event_id: str, msgid: str) -> list[tuple[str, bytes]]:
+def build_headers(dataset: str, event_id: str, msgid: str) -> list[tuple[str, str | bytes | None]]:
     return [
         (HEADER_DATASET, dataset.encode()),
         (HEADER_EVENT_ID, event_id.encode()),

@@ -1,7 +1,7 @@
 """``ingest-topics``: check the registry, or create its missing topics on the cluster.
 
-    ingest-topics check    validate TOPICS_FILE and print its datasets
-    ingest-topics apply    create every missing topic the registry names (idempotent; never deletes)
+ingest-topics check    validate TOPICS_FILE and print its datasets
+ingest-topics apply    create every missing topic the registry names (idempotent; never deletes)
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from ingest_core.registry import Registry, RegistryError, load_registry
 
 def topic_specs(registry: Registry, dlq_topic: str | None = None) -> list[TopicSpec]:
     """Every topic the system needs: each dataset's entry topic, plus the dead-letter topic."""
-    specs = [
-        TopicSpec(d.entry_topic, d.partitions, d.replication_factor) for d in registry if d.entry_topic
-    ]
+    specs = [TopicSpec(d.entry_topic, d.partitions, d.replication_factor) for d in registry if d.entry_topic]
     if dlq_topic:
         specs.append(TopicSpec(dlq_topic, 1))
     return specs

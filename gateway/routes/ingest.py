@@ -33,7 +33,8 @@ async def ingest(request: web.Request) -> web.Response:
         except orjson.JSONDecodeError:
             raise InvalidInput("Request body is not valid JSON") from None
         msgid = msgid_of(doc)
-        request[MSGID_KEY] = msgid
+        if msgid is not None:
+            request[MSGID_KEY] = msgid
         prepared = ctx.ingestor.prepare(request.match_info["dataset_id"], doc)
         try:
             await ctx.publisher().publish(prepared.topic, prepared.records)

@@ -1,0 +1,59 @@
+# The front door: `make run` runs the whole system locally, `make test` runs every test.
+SHELL := bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help venv run test lint unit integration kafka-up kafka-down kafka-fetch topics bench clean
+
+help:
+	@echo "make run         start local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, sink and gateway"
+	@echo "make test        lint, types, unit, contract and integration tests (real Kafka, SQLite, PostgreSQL)"
+	@echo "make lint        ruff and mypy --strict"
+	@echo "make kafka-up    start the local single-node KRaft broker (KAFKA_LOCAL_PORT, default 9092)"
+	@echo "make kafka-down  stop it"
+	@echo "make bench       the benchmark harness (bench/)"
+
+# The marker is rebuilt when the dependencies change; a fresh machine needs only python3.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+kafka-fetch:
+	scripts/kafka.sh fetch >/dev/null
+
+kafka-up:
+	scripts/kafka.sh up
+
+kafka-down:
+	scripts/kafka.sh down
+
+topics: venv
+	$(BIN)/ingest-topics apply
+
+run: venv kafka-fetch
+	scripts/run.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit tests/contract
+
+integration: venv kafka-fetch
+	$(BIN)/pytest tests/integration
+
+test: venv kafka-fetch lint
+	$(BIN)/pytest
+
+bench: venv kafka-fetch
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make run`: local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, then the services.
+# Ctrl-C or SIGTERM stops everything this script started, and nothing it did not start.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bin=${VENV:-.venv}/bin
+
+started_kafka=0
+pids=()
+stop_all() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "$started_kafka" = 1 ]; then scripts/kafka.sh down || true; fi
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  if ! scripts/kafka.sh status >/dev/null 2>&1; then
+    scripts/kafka.sh up
+    started_kafka=1
+  fi
+  export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_LOCAL_PORT:-9092}
+fi
+
+"$bin/ingest-topics" apply
+
+if [ -x "$bin/ingest-sink" ] && [ "${RUN_SINK:-1}" = 1 ]; then
+  "$bin/ingest-sink" & pids+=($!)
+fi
+"$bin/ingest-gateway" & pids+=($!)
+echo "run.sh: gateway on http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080} (Ctrl-C stops everything)" >&2
+
+# Whichever service exits first (or a signal) ends the run, and the trap stops the rest.
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "run.sh: a service exited (status $status); stopping" >&2
+exit "$status"

@@ -1,0 +1,208 @@
+"""POST /v2/data/in/{dataset_id} against real Kafka: records, errors, missing topics, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, running_gateway
+from tests.support.kafka import LocalBroker, free_port_pair, read_topic, unique
+
+pytestmark = pytest.mark.integration
+
+
+def example_dataset(topic: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "example",
+        "entry_topic": topic,
+        "partitions": 3,
+        "schema": str(EXAMPLE_SCHEMA),
+        "key": "eid",
+        **extra,
+    }
+
+
+async def test_reference_example_is_on_kafka_in_the_documented_format(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.example")
+    async with running_gateway(kafka_bootstrap, [example_dataset(topic)], tmp_path) as gw:
+        before = int(time.time() * 1000)
+        status, _, body = await gw.post("example", REFERENCE_EXAMPLE)
+    assert status == 200
+    assert body["params"]["msgid"] == REFERENCE_EXAMPLE["params"]["msgid"]
+    assert body["result"] == {"message": "Data ingested successfully"}
+    [msg] = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1)
+    value = orjson.loads(msg.value() or b"")
+    msgid = REFERENCE_EXAMPLE["params"]["msgid"]
+    assert value["dataset"] == "example"
+    assert value["msgid"] == msgid
+    assert value["event_id"] == msgid
+    assert value["event"] == REFERENCE_EXAMPLE["data"]
+    assert value["obsrv_meta"]["source"] == {"connector": "api", "connectorInstance": "api"}
+    assert before <= value["obsrv_meta"]["syncts"] <= int(time.time() * 1000)
+    assert set(value) == {"dataset", "msgid", "event_id", "event", "obsrv_meta"}
+    assert msg.key() == b"INTERACT"  # the dataset's key field
+    headers = dict(msg.headers() or [])
+    assert headers["dataset"] == b"example"
+    assert headers["event_id"] == msgid.encode()
+
+
+async def test_batch_of_100_gives_100_records_with_indexed_event_ids(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.batch")
+    events = [{"eid": f"E{i}", "n": i} for i in range(100)]
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic, key=None) | {"key": "eid"}], tmp_path
+    ) as gw:
+        status, _, body = await gw.post("example", envelope(events, msgid="batch-1"))
+    assert status == 200, body
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 100)
+    assert len(msgs) == 100
+    values = [orjson.loads(m.value() or b"") for m in msgs]
+    assert sorted(v["event_id"] for v in values) == sorted(f"batch-1:{i}" for i in range(100))
+    for v in values:
+        assert v["event"]["n"] == int(v["event_id"].split(":")[1])
+    assert {m.key() for m in msgs} == {f"E{i}".encode() for i in range(100)}
+
+
+async def test_key_defaults_to_msgid(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = unique("ingest.nokey")
+    async with running_gateway(kafka_bootstrap, [{"id": "free", "entry_topic": topic}], tmp_path) as gw:
+        status, _, _ = await gw.post("free", envelope({"a": 1}, msgid="k-1"))
+    assert status == 200
+    [msg] = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1)
+    assert msg.key() == b"k-1"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "body", "raw", "status", "code", "message"),
+    [
+        ("example", None, b"{not json", 400, "DATA_INGESTION_INVALID_INPUT", "Request body is not valid JSON"),
+        ("example", {"ver": "v2"}, None, 400, "DATA_INGESTION_INVALID_INPUT",
+         "#required should have required property 'id'"),
+        ("nosuch", {"ver": "v2"}, None, 400, "DATA_INGESTION_INVALID_INPUT",
+         "#required should have required property 'id'"),  # the envelope is checked before the dataset
+        ("single", envelope([{"a": 1}]), None, 400, "DATA_INGESTION_INVALID_INPUT",
+         "#properties/data/type should be object (this dataset takes one event per request)"),
+        ("example", envelope([{"eid": "a"}, {"eid": 5}]), None, 400, "DATA_INGESTION_INVALID_INPUT",
+         "data[1]: #properties/eid/type should be string"),
+        ("nosuch", envelope({"a": 1}), None, 404, "DATASET_NOT_FOUND", "Dataset with id not found"),
+        ("notopic", envelope({"a": 1}), None, 404, "TOPIC_NOT_FOUND", "Entry topic is not defined"),
+    ],
+)  # fmt: skip
+async def test_rejections_publish_nothing(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    dataset: str,
+    body: Any,
+    raw: bytes | None,
+    status: int,
+    code: str,
+    message: str,
+) -> None:
+    topic = unique("ingest.reject")
+    datasets = [
+        example_dataset(topic),
+        {"id": "single", "entry_topic": topic, "batch": False},
+        {"id": "notopic", "entry_topic": None},
+    ]
+    async with running_gateway(kafka_bootstrap, datasets, tmp_path) as gw:
+        got_status, _, got = await gw.post(dataset, body, raw=raw)
+    assert (got_status, got["error"]["code"], got["error"]["message"]) == (status, code, message)
+    assert got["params"]["status"] == "FAILED"
+    assert got["result"] == {}
+    assert await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1, 3.0) == []
+
+
+async def test_oversized_body_is_413(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = unique("ingest.big")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, max_body_bytes=4096
+    ) as gw:
+        big = envelope([{"eid": "x" * 100} for _ in range(100)])
+        status, _, body = await gw.post("example", big)
+        ok_status, _, _ = await gw.post("example", envelope({"eid": "small"}))
+    assert status == 413
+    assert body["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert ok_status == 200
+
+
+async def test_topic_deleted_after_start_is_404_promptly(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = unique("ingest.deleted")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, metadata_timeout_ms=2000
+    ) as gw:
+        assert (await gw.post("example", envelope({"eid": "a"})))[0] == 200
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        admin.delete_topics([topic])[topic].result(timeout=30)
+        await asyncio.sleep(3)  # let the gateway's metadata snapshot see the deletion
+        start = time.monotonic()
+        status, _, body = await gw.post("example", envelope({"eid": "b"}))
+        elapsed = time.monotonic() - start
+    assert (status, body["error"]["code"]) == (404, "TOPIC_NOT_FOUND"), body
+    assert elapsed < 10  # bounded by the metadata wait, not a hang; a generous ceiling, not a benchmark
+
+
+async def test_health_ready_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = unique("ingest.ops")
+    async with running_gateway(kafka_bootstrap, [example_dataset(topic)], tmp_path) as gw:
+        await gw.post("example", REFERENCE_EXAMPLE)
+        await gw.post("nosuch-dataset-123", envelope({"a": 1}))
+        async with gw.session.get("/health") as r:
+            assert r.status == 200
+        async with gw.session.get("/ready") as r:
+            assert r.status == 200
+            assert (await r.json())["kafka"] is True
+        async with gw.session.get("/metrics") as r:
+            text = await r.text()
+    assert (
+        'gateway_http_requests_total{method="POST",route="/v2/data/in/{dataset_id}",status="200"} 1.0' in text
+    )
+    assert 'gateway_events_total{dataset="example",outcome="accepted"} 1.0' in text
+    assert "nosuch-dataset-123" not in text  # label values stay bounded
+    assert "gateway_http_request_duration_seconds_bucket" in text
+
+
+async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path) -> None:
+    # Its own broker: this test stops and restarts it.
+    broker = LocalBroker(tmp_path / "kafka", free_port_pair())
+    await asyncio.to_thread(broker.start)
+    try:
+        topic = unique("ingest.outage")
+        async with running_gateway(
+            broker.bootstrap, [example_dataset(topic)], tmp_path, delivery_timeout_ms=3000
+        ) as gw:
+            assert (await gw.post("example", envelope({"eid": "before"}, msgid="m-before")))[0] == 200
+            await asyncio.to_thread(broker.stop)
+            start = time.monotonic()
+            status, headers, body = await gw.post("example", envelope({"eid": "during"}, msgid="m-during"))
+            elapsed = time.monotonic() - start
+            assert (status, body["error"]["code"]) == (503, "KAFKA_UNAVAILABLE"), body
+            assert int(headers["Retry-After"]) >= 1
+            assert elapsed < 3.0 + 2.0  # within the delivery timeout (plus its guard), never a hang
+            async with gw.session.get("/ready") as r:
+                ready_status = r.status
+            await asyncio.to_thread(broker.start)
+            deadline = time.monotonic() + 60
+            status = 0
+            while time.monotonic() < deadline:
+                status, _, body = await gw.post("example", envelope({"eid": "after"}, msgid="m-after"))
+                if status == 200:
+                    break
+                assert status == 503, body
+                await asyncio.sleep(0.5)
+            assert status == 200
+        assert ready_status == 503
+        msgs = await asyncio.to_thread(read_topic, broker.bootstrap, topic, 2)
+        ids = {orjson.loads(m.value() or b"")["msgid"] for m in msgs}
+        assert {"m-before", "m-after"} <= ids
+    finally:
+        await asyncio.to_thread(broker.stop)

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: real brokers and databases, and small clients for them."""

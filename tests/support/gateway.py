@@ -1,0 +1,78 @@
+"""Run the real gateway app in-process against real Kafka, with a registry of the test's own topics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp.test_utils import TestServer
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from ingest_core.kafka import ensure_topics
+from ingest_core.registry import Registry, load_registry
+from ingest_core.topics_cli import topic_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_SCHEMA = ROOT / "schemas" / "datasets" / "example.json"
+
+REFERENCE_EXAMPLE: dict[str, Any] = {
+    "id": "api.data.in",
+    "ver": "v2",
+    "ts": "1711966306164",
+    "params": {"msgid": "e180ecac-8f41-4f21-9a21-0b3a1a368917"},
+    "data": {
+        "eid": "INTERACT",
+        "date": "2022-01-01",
+        "ver": "3.0",
+        "syncts": 1668591949682,
+        "ets": 1668591949682,
+    },
+}
+
+
+def envelope(data: Any, msgid: str = "m-1") -> dict[str, Any]:
+    return {"id": "api.data.in", "ver": "v2", "ts": "1711966306164", "params": {"msgid": msgid}, "data": data}
+
+
+@dataclass
+class GatewayHandle:
+    session: aiohttp.ClientSession
+    registry: Registry
+    bootstrap: str
+
+    async def post(
+        self, dataset: str, body: Any, raw: bytes | None = None
+    ) -> tuple[int, dict[str, Any], Any]:
+        kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
+        async with self.session.post(f"/v2/data/in/{dataset}", **kwargs) as resp:
+            return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+def write_registry(path: Path, datasets: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"datasets": datasets}), encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def running_gateway(
+    bootstrap: str, datasets: list[dict[str, Any]], tmp_path: Path, **overrides: Any
+) -> AsyncIterator[GatewayHandle]:
+    registry = load_registry(write_registry(tmp_path / "topics.yaml", datasets))
+    await asyncio.to_thread(ensure_topics, bootstrap, topic_specs(registry))
+    settings = replace(
+        GatewaySettings(), kafka_bootstrap_servers=bootstrap, topics_file=registry.path, **overrides
+    )
+    server = TestServer(create_app(settings, registry), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+            yield GatewayHandle(session, registry, bootstrap)
+    finally:
+        await server.close()

@@ -1,0 +1,94 @@
+"""Request -> records: checks in order, event ids, keys, headers, record values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
+from gateway.ingest import Ingestor, msgid_of
+from ingest_core.registry import parse_registry
+from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope
+
+REGISTRY = parse_registry(
+    {
+        "datasets": [
+            {"id": "example", "entry_topic": "t.example", "schema": str(EXAMPLE_SCHEMA), "key": "eid"},
+            {"id": "single", "entry_topic": "t.single", "batch": False},
+            {"id": "dedup", "entry_topic": "t.dedup", "dedup_key": "uid"},
+            {"id": "none", "entry_topic": None},
+        ]
+    },
+    Path("/virtual/topics.yaml"),
+)
+INGESTOR = Ingestor(REGISTRY, max_batch_events=5)
+
+
+def test_single_event_record() -> None:
+    prepared = INGESTOR.prepare("example", REFERENCE_EXAMPLE)
+    assert prepared.topic == "t.example"
+    [record] = prepared.records
+    value = orjson.loads(record.value)
+    msgid = REFERENCE_EXAMPLE["params"]["msgid"]
+    assert value["event_id"] == msgid
+    assert value["event"] == REFERENCE_EXAMPLE["data"]
+    assert record.key == b"INTERACT"
+    assert dict(record.headers) == {
+        "dataset": b"example",
+        "event_id": msgid.encode(),
+        "msgid": msgid.encode(),
+    }
+
+
+def test_unknown_top_level_keys_are_not_forwarded() -> None:
+    doc = {**envelope({"eid": "x"}), "extra": "ignored"}
+    value = orjson.loads(INGESTOR.prepare("example", doc).records[0].value)
+    assert "extra" not in orjson.dumps(value).decode()
+
+
+def test_batch_event_ids_and_default_key() -> None:
+    prepared = INGESTOR.prepare(
+        "example", envelope([{"eid": "a"}, {"eid": "b"}, {"eid": "c", "x": None}], "m")
+    )
+    assert [orjson.loads(r.value)["event_id"] for r in prepared.records] == ["m:0", "m:1", "m:2"]
+
+
+def test_key_falls_back_to_msgid_when_field_absent_or_not_scalar() -> None:
+    prepared = INGESTOR.prepare("dedup", envelope([{"a": 1}, {"uid": {"nested": 1}}], "m"))
+    assert [r.key for r in prepared.records] == [b"m", b"m"]
+
+
+def test_dedup_key_replaces_event_id() -> None:
+    prepared = INGESTOR.prepare("dedup", envelope([{"uid": "u-1"}, {"uid": 7}, {"other": 1}], "m"))
+    assert [orjson.loads(r.value)["event_id"] for r in prepared.records] == ["u-1", "7", "m:2"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "doc", "error", "message"),
+    [
+        ("nosuch", {"ver": 1}, InvalidInput, "#required should have required property 'id'"),
+        ("nosuch", envelope({"a": 1}), DatasetNotFound, "Dataset with id not found"),
+        ("none", envelope({"a": 1}), TopicNotDefined, "Entry topic is not defined"),
+        ("single", envelope([{"a": 1}]), InvalidInput,
+         "#properties/data/type should be object (this dataset takes one event per request)"),
+        ("example", envelope([{"eid": "a"}] * 6), InvalidInput,
+         "#properties/data/maxItems should NOT have more than 5 items"),
+        ("example", envelope({"date": "x"}), InvalidInput, "data: #required should have required property 'eid'"),
+        ("example", envelope([{"eid": "a"}, {"eid": ""}]), InvalidInput,
+         "data[1]: #properties/eid/minLength should NOT be shorter than 1 characters"),
+    ],
+)  # fmt: skip
+def test_checks_and_their_order(dataset: str, doc: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as info:
+        INGESTOR.prepare(dataset, doc)
+    assert str(info.value) == message
+
+
+def test_msgid_of_tolerates_any_shape() -> None:
+    assert msgid_of({"params": {"msgid": "x"}}) == "x"
+    assert msgid_of({"params": {"msgid": 5}}) is None
+    assert msgid_of([1]) is None
+    assert msgid_of({"params": []}) is None

@@ -1,0 +1,66 @@
+"""The registry file: good files load, bad ones stop the program with the key at fault named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ingest_core.registry import RegistryError, load_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, doc: Any) -> Path:
+    path = tmp_path / "topics.yaml"
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc, encoding="utf-8")
+    return path
+
+
+def test_project_registry_loads() -> None:
+    registry = load_registry(ROOT / "topics.yaml")
+    example = registry.get("example")
+    assert example is not None
+    assert example.entry_topic == "ingest.example"
+    assert example.validator is not None
+    assert registry.entry_topics()[0] == "ingest.example"
+
+
+def test_defaults(tmp_path: Path) -> None:
+    d = load_registry(write(tmp_path, {"datasets": [{"id": "a", "entry_topic": "t"}]})).get("a")
+    assert d is not None
+    assert (d.partitions, d.batch, d.key, d.dedup_key, d.validator) == (3, True, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("doc", "fragment"),
+    [
+        (
+            {"datasets": [{"id": "a", "partitions": "x"}]},
+            "datasets[0].partitions: 'x' is not of type 'integer'",
+        ),
+        ({"datasets": [{"id": "a", "colour": "red"}]}, "datasets[0]: Additional properties are not allowed"),
+        ({"datasets": [{"entry_topic": "t"}]}, "datasets[0]: 'id' is a required property"),
+        ({"datasets": [{"id": "a"}, {"id": "a"}]}, "datasets[1].id: duplicate dataset id 'a'"),
+        ({"datasets": [{"id": "a", "schema": "missing.json"}]}, "datasets[0].schema: schema file"),
+        ({}, "(top level): 'datasets' is a required property"),
+        ("datasets: [", "not valid YAML"),
+    ],
+)
+def test_bad_files_name_the_key(tmp_path: Path, doc: Any, fragment: str) -> None:
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, doc))
+    assert fragment in str(info.value)
+
+
+def test_invalid_dataset_schema_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text('{"type": "nonsense"}', encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"datasets\[0\]\.schema: .* is not a valid JSON Schema"):
+        load_registry(write(tmp_path, {"datasets": [{"id": "a", "schema": "s.json"}]}))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="cannot read the registry"):
+        load_registry(tmp_path / "absent.yaml")
