@@ -32,15 +32,19 @@ def _scalar_text(value: Any) -> str | None:
     return None
 
 
-def event_id_for(msgid: str, index: int | None, event: dict[str, Any], dedup_key: str | None) -> str:
-    """The event's id: its ``dedup_key`` field when set and scalar, else ``<msgid>`` or ``<msgid>:<n>``.
+def dedup_value(event: dict[str, Any], dedup_key: str | None) -> str | None:
+    """The event's ``dedup_key`` field as text, when the dataset has one and the field is scalar."""
+    return None if dedup_key is None else _scalar_text(event.get(dedup_key))
 
-    The gateway and the sink both call this, so they always agree.
+
+def event_id_for(msgid: str, index: int | None, event: dict[str, Any], dedup_key: str | None) -> str:
+    """The event's id: its ``dedup_key`` value (see ``dedup_value``), else ``<msgid>`` or ``<msgid>:<n>``.
+
+    The gateway calls this and the sink calls ``dedup_value``, so they always agree.
     """
-    if dedup_key is not None:
-        text = _scalar_text(event.get(dedup_key))
-        if text is not None:
-            return text
+    value = dedup_value(event, dedup_key)
+    if value is not None:
+        return value
     return msgid if index is None else f"{msgid}:{index}"
 
 

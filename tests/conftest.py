@@ -1,4 +1,4 @@
-"""Session fixtures: one real Kafka broker for the whole run.
+"""Session fixtures: one real Kafka broker and one real PostgreSQL server for the whole run.
 
 ``KAFKA_BOOTSTRAP_SERVERS`` set: use it. Else a Docker engine answers: testcontainers' Kafka.
 Else: a local broker from scripts/kafka.sh on free ports, stopped at the end.
@@ -6,12 +6,18 @@ Else: a local broker from scripts/kafka.sh on free ports, stopped at the end.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.support.kafka import LocalBroker, docker_available, free_port_pair
+from tests.support.postgres import LocalPostgres, find_bindir
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +38,48 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres | str]:
+    """A PostgreSQL server: ``PG_TEST_URL`` when set, else a private cluster from the local binaries."""
+    configured = os.environ.get("PG_TEST_URL", "").strip()
+    if configured:
+        yield configured
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL tests SKIPPED: no PostgreSQL binaries (initdb) found and PG_TEST_URL unset")
+    server = LocalPostgres(bindir)
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+async def _new_database(admin_url: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: LocalPostgres | str) -> str:
+    """A fresh database of its own for each test."""
+    admin = postgres_server if isinstance(postgres_server, str) else postgres_server.admin_url
+    # Its own event loop in a worker thread: fixtures may be set up while the test loop runs.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _new_database(admin)).result(timeout=60)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ingest.db'}"
+    return str(request.getfixturevalue("postgres_url"))

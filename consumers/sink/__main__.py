@@ -1,0 +1,46 @@
+"""``ingest-sink`` / ``python -m consumers.sink``: read settings and the registry once, then run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from consumers.sink.app import create_app
+from consumers.sink.settings import SinkSettings
+from ingest_core.env import SettingsError
+from ingest_core.registry import RegistryError, load_registry
+
+
+def main() -> int:
+    try:
+        settings = SinkSettings.from_env(os.environ)
+        registry = load_registry(settings.topics_file)
+    except (SettingsError, RegistryError) as exc:
+        print(f"ingest-sink: {exc}", file=sys.stderr)
+        return 2
+    if not settings.store_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        got = settings.store_url
+        print(
+            f"ingest-sink: STORE_URL: use sqlite:///<path> or postgresql://... (got {got!r})", file=sys.stderr
+        )
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    web.run_app(
+        create_app(settings, registry),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=lambda _m: logging.getLogger("sink").info(
+            "listening on http://%s:%d", settings.host, settings.port
+        ),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The sink's small HTTP port (/health, /ready, /metrics) and the lifecycle of its consumer loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from consumers.sink.metrics import SinkMetrics
+from consumers.sink.service import SinkService
+from consumers.sink.settings import SinkSettings
+from ingest_core.registry import Registry
+from ingest_core.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+SERVICE = web.AppKey("sink.service", SinkService)
+METRICS = web.AppKey("sink.metrics", SinkMetrics)
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    service = request.app.get(SERVICE)
+    ok = service is not None and service.ready()
+    return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def create_app(settings: SinkSettings, registry: Registry, store: Store | None = None) -> web.Application:
+    app = web.Application()
+    sink_metrics = SinkMetrics()
+    app[METRICS] = sink_metrics
+
+    async def sink_ctx(app: web.Application) -> AsyncIterator[None]:
+        the_store = store or open_store(settings.store_url)
+        # Migrations are applied before the port reports ready; a store down at start is retried
+        # by the service itself, so start-up does not fail on a transient outage.
+        service = SinkService(settings, registry, the_store, sink_metrics)
+        app[SERVICE] = service
+        task = asyncio.create_task(_run_forever(service, settings))
+        yield
+        service.runner.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+        await service.close()
+        await the_store.close()
+
+    app.cleanup_ctx.append(sink_ctx)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def _run_forever(service: SinkService, settings: SinkSettings) -> None:
+    from ingest_core.store import StoreUnavailable
+
+    backoff = 0.2
+    while not service.runner.stopping:
+        try:
+            await service.run()
+        except StoreUnavailable as exc:
+            log.warning("store unavailable at start, retrying in %.1fs: %s", backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, settings.max_backoff_ms / 1000)
+        else:
+            return

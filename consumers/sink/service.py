@@ -1,0 +1,116 @@
+"""The sink service: decode each polled batch, dead-letter the bad records, persist the good ones.
+
+One batch = one store transaction. Store or DLQ unavailable: retry with capped exponential backoff,
+without committing, until it works or the service stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import Message, TopicPartition
+
+from consumers.dlq import DeadLetter, DeadLetterError, DeadLetterWriter
+from consumers.runner import BatchRunner
+from consumers.sink.decode import Decoder, Rejected
+from consumers.sink.metrics import SinkMetrics
+from consumers.sink.settings import SinkSettings
+from ingest_core.registry import Registry
+from ingest_core.store import Row, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class SinkService:
+    def __init__(
+        self, settings: SinkSettings, registry: Registry, store: Store, metrics: SinkMetrics
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._metrics = metrics
+        self._decoder = Decoder(registry)
+        self._dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, settings.dlq_topic, "ingest-sink")
+        self.runner = BatchRunner(
+            settings.kafka_bootstrap_servers,
+            settings.group,
+            registry.entry_topics(),
+            self.handle_batch,
+            batch_size=settings.batch_size,
+            client_id="ingest-sink",
+        )
+        self.store_ok = False
+
+    def ready(self) -> bool:
+        return self.store_ok and not self.runner.stopping
+
+    async def run(self) -> None:
+        await self._store.migrate()
+        self.store_ok = True
+        self._metrics.store_up.set(1)
+        await self.runner.run()
+
+    async def close(self) -> None:
+        await self._dlq.close()
+
+    async def handle_batch(self, messages: Sequence[Message]) -> bool:
+        """Persist or dead-letter every message; True when done, False when stopping first."""
+        start = time.perf_counter()
+        rows: list[Row] = []
+        letters: list[DeadLetter] = []
+        for msg in messages:
+            out = self._decoder.decode(
+                msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.value()
+            )
+            if isinstance(out, Rejected):
+                letters.append(DeadLetter(msg, out.reason, out.error))
+            else:
+                rows.append(out)
+        self._metrics.consumed.inc(len(messages))
+        self._metrics.batch_size.observe(len(messages))
+        backoff = 0.1
+        while True:
+            try:
+                if letters:
+                    await self._dlq.send(letters)
+                    for letter in letters:
+                        self._metrics.dead_lettered.labels(letter.reason).inc()
+                    letters = []  # sent: a retry of the rows must not send them twice
+                inserted = await self._store.insert_records(rows)
+                break
+            except (StoreUnavailable, DeadLetterError) as exc:
+                self._metrics.store_errors.inc()
+                self._metrics.store_up.set(0)
+                self.store_ok = False
+                log.warning("batch not persisted, retrying in %.1fs: %s", backoff, exc)
+                if self.runner.stopping:
+                    return False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._settings.max_backoff_ms / 1000)
+        if not self.store_ok:
+            log.info("store writes succeed again")
+        self.store_ok = True
+        self._metrics.store_up.set(1)
+        self._metrics.persisted.inc(inserted)
+        self._metrics.duplicates.inc(len(rows) - inserted)
+        self._metrics.batch_seconds.observe(time.perf_counter() - start)
+        self._update_lag()
+        return True
+
+    def _update_lag(self) -> None:
+        consumer = self.runner.consumer
+        assigned = self.runner.assigned
+        if not assigned:
+            return
+        try:
+            positions = consumer.position(assigned)
+        except Exception:  # noqa: BLE001 - lag is best-effort observability, never a failure
+            return
+        for tp in positions:
+            if tp.offset < 0:
+                continue
+            _low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+            if high >= 0:
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))

@@ -1,0 +1,56 @@
+"""What a store is: rows in, rows persisted once (by primary key), and the errors it raises."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or refused the write; retrying later may succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    dataset: str
+    event_id: str
+    msgid: str
+    event_json: str  # the event, serialised as JSON
+    topic: str
+    partition: int
+    offset: int
+    received_at: datetime
+
+
+class Store(Protocol):
+    async def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version. Raises StoreUnavailable."""
+        ...
+
+    async def insert_records(self, rows: Sequence[Row]) -> int:
+        """Insert in one transaction, ignoring rows whose (dataset, event_id) exists.
+
+        Returns how many rows were new. Raises StoreUnavailable (nothing was written).
+        """
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """A store for ``sqlite:///<path>`` or ``postgresql://...``; raises ValueError for other schemes."""
+    if url.startswith("sqlite:///"):
+        from ingest_core.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from ingest_core.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///<path> or postgresql://..."
+    )

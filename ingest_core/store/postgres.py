@@ -1,0 +1,105 @@
+"""PostgreSQL store (production): asyncpg; a batch is COPYed into a temporary table, then inserted
+with ``ON CONFLICT DO NOTHING`` in the same transaction, which is both fast and idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from ingest_core.store.base import Row, StoreUnavailable
+from ingest_core.store.migrations import MIGRATIONS
+
+# Anything that means "the database is not there or not usable right now".
+_UNAVAILABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_LOCK_ID = 7_120_431  # advisory lock: one migrating process at a time
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, pool_size: int = 4, command_timeout_s: float = 30.0) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._timeout = command_timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    async def _pool_or_connect(self) -> asyncpg.Pool:
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self._url, min_size=1, max_size=self._pool_size, command_timeout=self._timeout, timeout=5
+                )
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+        return self._pool
+
+    async def migrate(self) -> int:
+        pool = await self._pool_or_connect()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                for m in MIGRATIONS:
+                    if m.version not in done:
+                        await conn.execute(m.postgres)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name
+                        )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+        return max(done | {m.version for m in MIGRATIONS})
+
+    async def insert_records(self, rows: Sequence[Row]) -> int:
+        if not rows:
+            return 0
+        pool = await self._pool_or_connect()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS records_in (dataset TEXT, event_id TEXT, msgid TEXT,"
+                    ' event TEXT, topic TEXT, partition INT, "offset" BIGINT, received_at TIMESTAMPTZ)'
+                    " ON COMMIT DELETE ROWS"
+                )
+                await conn.copy_records_to_table(
+                    "records_in",
+                    records=[
+                        (
+                            r.dataset,
+                            r.event_id,
+                            r.msgid,
+                            r.event_json,
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.received_at,
+                        )
+                        for r in rows
+                    ],
+                )
+                status = await conn.execute(
+                    'INSERT INTO records (dataset, event_id, msgid, event, topic, partition, "offset",'
+                    " received_at, persisted_at)"
+                    " SELECT DISTINCT ON (dataset, event_id) dataset, event_id, msgid, event::jsonb, topic,"
+                    ' partition, "offset", received_at, now() FROM records_in'
+                    " ON CONFLICT (dataset, event_id) DO NOTHING"
+                )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def ping(self) -> bool:
+        try:
+            pool = await self._pool_or_connect()
+            await pool.fetchval("SELECT 1", timeout=2)
+        except (StoreUnavailable, *_UNAVAILABLE):
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
