@@ -9,6 +9,7 @@ started_kafka=0
 pids=()
 stop_all() {
   trap - EXIT INT TERM
+  kill "$watchdog" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ "$started_kafka" = 1 ]; then scripts/kafka.sh down || true; fi
@@ -16,6 +17,12 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# `make run` is our parent, and make does not pass a SIGTERM on to its children: when the parent
+# goes away, stop as if we had been signalled.
+parent=$PPID
+( while kill -0 "$parent" 2>/dev/null; do sleep 1; done; kill -TERM $$ 2>/dev/null ) &
+watchdog=$!
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   if ! scripts/kafka.sh status >/dev/null 2>&1; then
@@ -37,5 +44,5 @@ echo "run.sh: gateway on http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080}
 set +e
 wait -n "${pids[@]}"
 status=$?
-echo "run.sh: a service exited (status $status); stopping" >&2
+echo "run.sh: a service stopped (status $status); stopping the rest" >&2
 exit "$status"
