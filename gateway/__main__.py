@@ -18,7 +18,7 @@ from ingest_core.registry import RegistryError, load_registry
 
 def _event_loop_policy() -> None:
     try:
-        import uvloop
+        import uvloop  # optional: a faster event loop, used when installed
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

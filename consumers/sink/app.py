@@ -14,7 +14,7 @@ from consumers.sink.metrics import SinkMetrics
 from consumers.sink.service import SinkService
 from consumers.sink.settings import SinkSettings
 from ingest_core.registry import Registry
-from ingest_core.store import Store, open_store
+from ingest_core.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
 
 
 async def _run_forever(service: SinkService, settings: SinkSettings) -> None:
-    from ingest_core.store import StoreUnavailable
-
     backoff = 0.2
     while not service.runner.stopping:
         try:

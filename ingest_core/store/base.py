@@ -44,6 +44,7 @@ class Store(Protocol):
 def open_store(url: str) -> Store:
     """A store for ``sqlite:///<path>`` or ``postgresql://...``; raises ValueError for other schemes."""
     if url.startswith("sqlite:///"):
+        # Only the chosen backend is imported: a SQLite deployment never loads asyncpg.
         from ingest_core.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"))

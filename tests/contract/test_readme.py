@@ -33,3 +33,22 @@ def test_configuration_table_names_every_gateway_setting() -> None:
     in_code = set(re.findall(r'env_\w+\(\s*env,\s*"([A-Z_]+)"', source))
     assert in_code, "no settings found: the pattern no longer matches settings.py"
     assert in_code <= documented
+
+
+def test_configuration_table_names_every_sink_setting() -> None:
+    documented = {row[0].strip("`") for row in _table_after("## Configuration")}
+    source = (Path(__file__).resolve().parents[2] / "consumers" / "sink" / "settings.py").read_text("utf-8")
+    in_code = set(re.findall(r'env_\w+\(\s*env,\s*"([A-Z_]+)"', source))
+    assert in_code
+    assert in_code <= documented
+
+
+def test_records_table_matches_the_migration() -> None:
+    from ingest_core.store.migrations import MIGRATIONS
+
+    documented = [row[0].strip("`").strip('"') for row in _table_after("### The `records` table")]
+    ddl = MIGRATIONS[0].postgres
+    columns = [
+        line.split()[0].strip('"') for line in ddl.splitlines()[2:] if line.strip() and "KEY" not in line
+    ]
+    assert documented == [c for c in columns if c != ")"]

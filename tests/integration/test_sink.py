@@ -239,3 +239,20 @@ async def test_postgres_outage_mid_stream_loses_and_duplicates_nothing(
     assert set(ids) == {f"pg:{i}" for i in range(total)}
     assert metric_value(text, "sink_store_errors_total") >= 1, "the outage was not observed"
     assert ready_during_outage == 503
+
+
+async def test_readme_kafka_native_example_is_persisted(kafka_bootstrap: str, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    snippet = (
+        readme.split("## Producing straight into Kafka", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    )
+    topic = unique("ingest.native")
+    snippet = snippet.replace("127.0.0.1:9092", kafka_bootstrap).replace('"ingest.example"', repr(topic))
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    await asyncio.to_thread(exec, compile(snippet, "README.md", "exec"), {})
+    store_url = f"sqlite:///{tmp_path / 'native.db'}"
+    async with running_sink(kafka_bootstrap, registry, store_url):
+        rows = await wait_for_rows(store_url, 1, timeout_s=30)
+    assert [(r["dataset"], r["event_id"], r["msgid"]) for r in rows] == [
+        ("example", "batch-2024-05-30-001:0", "batch-2024-05-30-001")
+    ]

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,6 @@ def unique(prefix: str) -> str:
 
 def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) -> list[Message]:
     """Read ``count`` records from the start of ``topic`` (fewer if the timeout passes first)."""
-    import time
 
     consumer = Consumer(
         {
