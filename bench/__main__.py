@@ -1,0 +1,422 @@
+"""``make bench``: every figure side by side, in one run on one machine, medians of N runs.
+
+1. raw producers (confluent-kafka, aiokafka): the gateway's records flat out, records/s and MB/s;
+2. a bare aiohttp handler: the HTTP ceiling, req/s;
+3. the gateway: single events and 100-event batches at concurrency 32 and 128: req/s, events/s,
+   MB/s, p50/p99/max latency, errors, RSS;
+4. the sink: persisted events/s on SQLite and PostgreSQL;
+5. overload: far more concurrent requests than MAX_INFLIGHT_REQUESTS: share shed (503), p99, RSS
+   against steady state, and that every 200 is on Kafka.
+
+Prints a Markdown table and writes ``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from bench import procs, wrk
+from bench.payloads import body, record_value
+from ingest_core.kafka import TopicSpec, ensure_topics
+from tests.support.kafka import LocalBroker, free_port_pair
+from tests.support.postgres import LocalPostgres, find_bindir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Result = dict[str, float]
+
+
+def median_of(runs: int, fn: Callable[[], Result]) -> Result:
+    samples = [fn() for _ in range(runs)]
+    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.broker = LocalBroker(work / "kafka", free_port_pair())
+        self.bootstrap = self.broker.bootstrap
+
+    # helpers ---------------------------------------------------------------------------------
+
+    def topic(self, prefix: str, partitions: int = 3) -> str:
+        name = f"bench.{prefix}.{uuid.uuid4().hex[:8]}"
+        ensure_topics(self.bootstrap, [TopicSpec(name, partitions)])
+        return name
+
+    def records_in(self, topic: str, partitions: int = 3) -> int:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "bench-counter"})
+        try:
+            total = 0
+            for p in range(partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                total += high - low
+            return total
+        finally:
+            consumer.close()
+
+    def registry(self, topic: str) -> Path:
+        path = self.work / f"topics-{topic}.yaml"
+        schema = Path(__file__).resolve().parents[1] / "schemas" / "datasets" / "example.json"
+        doc = {
+            "datasets": [
+                {"id": "example", "entry_topic": topic, "partitions": 3, "schema": str(schema), "key": "eid"}
+            ]
+        }
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def gateway(self, topic: str, **env: str) -> tuple[Any, str]:
+        port = free_port_pair()
+        proc = procs.start(
+            ["-m", "gateway"],
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "TOPICS_FILE": str(self.registry(topic)),
+                "GATEWAY_PORT": str(port),
+                "LOG_LEVEL": "warning",
+                **env,
+            },
+            self.work / "gateway.log",
+        )
+        base = f"http://127.0.0.1:{port}"
+        procs.wait_http(base + "/ready")
+        return proc, base
+
+    # scenarios -------------------------------------------------------------------------------
+
+    def raw_producer(self, client: str) -> Result:
+        topic = self.topic(f"raw-{client}")
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.producers", client, self.bootstrap, topic, str(self.args.records)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=procs.ROOT,
+            timeout=600,
+        )
+        result: Result = json.loads(out.stdout.strip().splitlines()[-1])
+        return result
+
+    def bare(self) -> Result:
+        port = free_port_pair()
+        proc = procs.start(["-m", "bench.bare", str(port)])
+        try:
+            procs.wait_http(f"http://127.0.0.1:{port}/health")
+            url = f"http://127.0.0.1:{port}/v2/data/in/example"
+            wrk.run(url, body(1), 32, 2)
+            r = wrk.run(url, body(1), 32, self.args.seconds)
+            return {"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "rss_mib": procs.rss_mib(proc.pid)}
+        finally:
+            procs.stop(proc)
+
+    def gateway_load(self, events: int, connections: int) -> Result:
+        topic = self.topic("gw")
+        proc, base = self.gateway(topic)
+        try:
+            url = base + "/v2/data/in/example"
+            payload = body(events)
+            wrk.run(url, payload, connections, 2)  # warm-up
+            r = wrk.run(url, payload, connections, self.args.seconds)
+            ok = r.requests - r.non_2xx
+            return {
+                "rps": ok / r.seconds,
+                "events_per_s": ok * events / r.seconds,
+                "mb_per_s": ok * len(payload) / r.seconds / 1e6,
+                "p50_ms": r.p50_ms,
+                "p99_ms": r.p99_ms,
+                "max_ms": r.max_ms,
+                "errors": r.non_2xx + r.socket_errors,
+                "rss_mib": procs.rss_mib(proc.pid),
+            }
+        finally:
+            procs.stop(proc)
+
+    def sink(self, store_url_for: Callable[[], str]) -> Result:
+        total = self.args.sink_records
+        topic = self.topic("sink")
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+            }
+        )
+        values = [record_value(i) for i in range(1000)]
+        for i in range(total):
+            value = values[i % 1000].replace(b'"bench-0001:', f'"b{i // 1000}:'.encode(), 1)
+            while True:
+                try:
+                    producer.produce(topic, value, f"k{i % 97}".encode())
+                    break
+                except BufferError:
+                    producer.poll(0.005)
+        assert producer.flush(60) == 0
+        port = free_port_pair()
+        proc = procs.start(
+            ["-m", "consumers.sink"],
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "TOPICS_FILE": str(self.registry(topic)),
+                "STORE_URL": store_url_for(),
+                "SINK_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+                "SINK_PORT": str(port),
+                "LOG_LEVEL": "warning",
+            },
+            self.work / "sink.log",
+        )
+        try:
+            metrics = f"http://127.0.0.1:{port}/metrics"
+            procs.wait_http(metrics)
+            first: tuple[float, float] | None = None
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                done = _metric(metrics, "sink_records_persisted_total")
+                now = time.perf_counter()
+                if done > 0 and first is None:
+                    first = (now, done)
+                if done >= total:
+                    break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError(f"sink persisted {done} of {total}")
+            assert first is not None
+            rate = (total - first[1]) / (now - first[0]) if now > first[0] else float("nan")
+            return {"events_per_s": rate, "rss_mib": procs.rss_mib(proc.pid)}
+        finally:
+            procs.stop(proc)
+
+    def overload(self) -> Result:
+        topic = self.topic("overload")
+        proc, base = self.gateway(topic, MAX_INFLIGHT_REQUESTS="256")
+        try:
+            url = base + "/v2/data/in/example"
+            steady = wrk.run(url, body(1), 32, self.args.seconds)
+            steady_rss = procs.rss_mib(proc.pid)
+            r = wrk.run(url, body(1), self.args.overload_connections, self.args.seconds)
+            over_rss = procs.rss_mib(proc.pid)
+            ok_total = (steady.requests - steady.non_2xx) + (r.requests - r.non_2xx)
+            time.sleep(1)
+            on_kafka = self.records_in(topic)
+            return {
+                "offered_connections": float(self.args.overload_connections),
+                "answered_per_s": r.rps,
+                "shed_share": r.non_2xx / max(r.requests, 1),
+                "p99_ms": r.p99_ms,
+                "max_ms": r.max_ms,
+                "steady_rss_mib": steady_rss,
+                "overload_rss_mib": over_rss,
+                "rss_ratio": over_rss / steady_rss,
+                "acknowledged": float(ok_total),
+                "on_kafka": float(on_kafka),
+                "lost": float(max(ok_total - on_kafka, 0)),
+            }
+        finally:
+            procs.stop(proc)
+
+
+def _metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = int(
+        next(
+            ln.split()[1]
+            for ln in Path("/proc/meminfo").read_text().splitlines()
+            if ln.startswith("MemTotal")
+        )
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem / 1024 / 1024),
+        "python": platform.python_version(),
+        "kafka": "Apache Kafka 4.1.1 (local KRaft, same machine)",
+    }
+
+
+def report(res: dict[str, Result], runs: int) -> str:
+    lines = [f"Medians of {runs} runs; one process per program; load from wrk (1 thread) on loopback.", ""]
+    lines += [
+        "| scenario | req/s | events/s | MB/s | p50 ms | p99 ms | max ms | errors | RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(v: float | None, digits: int = 0) -> str:
+        return "" if v is None else f"{v:,.{digits}f}"
+
+    for name, r in res.items():
+        if name.startswith(("raw_", "sink_")) or name == "overload":
+            continue
+        lines.append(
+            f"| {name} | {fmt(r.get('rps'))} | {fmt(r.get('events_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | "
+            f"{fmt(r.get('p50_ms'), 1)} | {fmt(r.get('p99_ms'), 1)} | {fmt(r.get('max_ms'), 1)} | "
+            f"{fmt(r.get('errors'))} | {fmt(r.get('rss_mib'))} |"
+        )
+    for name, r in res.items():
+        if name.startswith("raw_"):
+            lines.append(
+                f"| {name} (records) | | {fmt(r['records_per_s'])} | {fmt(r['mb_per_s'], 1)} | | | | | |"
+            )
+        if name.startswith("sink_"):
+            lines.append(
+                f"| {name} (persisted) | | {fmt(r['events_per_s'])} | | | | | | {fmt(r['rss_mib'])} |"
+            )
+    if "overload" in res:
+        o = res["overload"]
+        lines += [
+            "",
+            f"Overload ({o['offered_connections']:.0f} connections, MAX_INFLIGHT_REQUESTS=256): "
+            f"{o['shed_share']:.0%} shed with 503, answered {o['answered_per_s']:,.0f}/s, "
+            f"p99 {o['p99_ms']:.1f} ms, "
+            f"RSS {o['steady_rss_mib']:.0f} -> {o['overload_rss_mib']:.0f} MiB (x{o['rss_ratio']:.2f}), "
+            f"200s {o['acknowledged']:,.0f}, on Kafka {o['on_kafka']:,.0f}, lost {o['lost']:.0f}.",
+        ]
+    ratios = ratios_of(res)
+    if ratios:
+        lines += ["", "| ratio (same run) | value | target |", "|---|---|---|"]
+        lines += [f"| {k} | {v:.2f} | {t} |" for k, (v, t) in ratios.items()]
+    return "\n".join(lines)
+
+
+def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
+    out: dict[str, tuple[float, str]] = {}
+    if "gateway_single_c32" in res and "bare_aiohttp_c32" in res:
+        out["gateway single req/s ÷ bare aiohttp req/s"] = (
+            res["gateway_single_c32"]["rps"] / res["bare_aiohttp_c32"]["rps"],
+            "≥ 0.70",
+        )
+    raws = [r["records_per_s"] for k, r in res.items() if k.startswith("raw_")]
+    batches = [r["events_per_s"] for k, r in res.items() if k.startswith("gateway_batch")]
+    if raws and batches:
+        out["gateway batch events/s ÷ fastest raw producer"] = (max(batches) / max(raws), "≥ 0.40")
+    if "gateway_single_c32" in res:
+        out["gateway single c32 p99 (ms)"] = (res["gateway_single_c32"]["p99_ms"], "≤ 25")
+    if "overload" in res:
+        out["overload RSS ÷ steady RSS"] = (res["overload"]["rss_ratio"], "≤ 1.5")
+        out["overload: acknowledged but not on Kafka"] = (res["overload"]["lost"], "0")
+    for store in ("sqlite", "postgres"):
+        if f"sink_{store}" in res and batches:
+            out[f"sink {store} events/s ÷ gateway batch events/s"] = (
+                res[f"sink_{store}"]["events_per_s"] / max(batches),
+                "≥ 1.00",
+            )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--records", type=int, default=300_000, help="records per raw-producer run")
+    parser.add_argument("--sink-records", type=int, default=200_000)
+    parser.add_argument("--overload-connections", type=int, default=1000)
+    parser.add_argument(
+        "--only", default="", help="comma-separated scenario prefixes, e.g. raw,gateway_single"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    bench = Bench(args, work)
+    bench.broker.start()
+    pg: LocalPostgres | None = None
+    res: dict[str, Result] = {}
+
+    def want(name: str) -> bool:
+        return not args.only or any(name.startswith(p) for p in args.only.split(","))
+
+    def pg_url() -> str:
+        assert pg is not None
+        server = pg
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(server.admin_url)
+            await conn.execute(f"CREATE DATABASE {name}")
+            await conn.close()
+
+        asyncio.run(create())
+        return server.admin_url.rsplit("/", 1)[0] + "/" + name
+
+    try:
+        plan: list[tuple[str, Callable[[], Result]]] = [
+            ("raw_confluent", lambda: bench.raw_producer("confluent")),
+            ("raw_aiokafka", lambda: bench.raw_producer("aiokafka")),
+            ("bare_aiohttp_c32", bench.bare),
+            ("gateway_single_c32", lambda: bench.gateway_load(1, 32)),
+            ("gateway_single_c128", lambda: bench.gateway_load(1, 128)),
+            ("gateway_batch100_c32", lambda: bench.gateway_load(100, 32)),
+            ("gateway_batch100_c128", lambda: bench.gateway_load(100, 128)),
+            ("sink_sqlite", lambda: bench.sink(lambda: f"sqlite:///{work / uuid.uuid4().hex}.db")),
+            ("sink_postgres", lambda: bench.sink(pg_url)),
+        ]
+        for name, fn in plan:
+            if not want(name):
+                continue
+            if name == "sink_postgres":
+                bindir = find_bindir()
+                if bindir is None:
+                    print("bench: sink_postgres skipped: no PostgreSQL binaries", file=sys.stderr)
+                    continue
+                pg = LocalPostgres(bindir)
+                pg.init()
+                pg.start()
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            res[name] = median_of(args.runs, fn)
+            print(f"bench: {name}: {json.dumps(res[name])}", file=sys.stderr, flush=True)
+        if want("overload"):
+            print("bench: overload ...", file=sys.stderr, flush=True)
+            res["overload"] = bench.overload()
+    finally:
+        if pg is not None:
+            pg.destroy()
+        bench.broker.stop()
+    text = report(res, args.runs)
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "machine": machine(),
+        "runs": args.runs,
+        "seconds": args.seconds,
+        "results": res,
+        "ratios": {k: v for k, (v, _t) in ratios_of(res).items()},
+        "table": text,
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

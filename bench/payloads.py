@@ -1,0 +1,35 @@
+"""The events and request bodies every scenario uses, so that figures compare like with like."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ingest_core.record import build_value
+
+
+def event(i: int) -> dict[str, Any]:
+    """A ~250-byte telemetry-like event."""
+    return {
+        "eid": "INTERACT",
+        "ets": 1668591949682 + i,
+        "ver": "3.0",
+        "mid": f"INTERACT:{i:012d}-5b1f2c",
+        "actor": {"id": f"user-{i % 5000:05d}", "type": "User"},
+        "context": {"channel": "web", "env": "home", "pdata": {"id": "bench.app", "ver": "1.0.0"}},
+        "edata": {"type": "CLICK", "id": "start-button", "pageid": "home", "duration": 12.5},
+        "date": "2022-01-01",
+    }
+
+
+def body(events: int, msgid: str = "bench-0001") -> bytes:
+    data: Any = event(0) if events == 1 else [event(i) for i in range(events)]
+    return orjson.dumps(
+        {"id": "api.data.in", "ver": "v2", "ts": "1711966306164", "params": {"msgid": msgid}, "data": data}
+    )
+
+
+def record_value(i: int) -> bytes:
+    """The Kafka value the gateway would write for event ``i``: what the raw producers send."""
+    return build_value("example", "bench-0001", f"bench-0001:{i}", event(i), 1711966306164)
