@@ -76,14 +76,15 @@ class Ingestor:
                     raise InvalidInput(f"{where}: {problem}")
         syncts = int(time.time() * 1000)
         name, key_field, dedup = dataset.id, dataset.key, dataset.dedup_key
+        name_b, msgid_b = name.encode(), msgid.encode()
         records = []
         for i, event in enumerate(events):
             event_id = event_id_for(msgid, i if batch else None, event, dedup)
             records.append(
                 OutRecord(
-                    key=key_for(event, key_field, msgid),
-                    value=build_value(name, msgid, event_id, event, syncts),
-                    headers=build_headers(name, event_id, msgid),
+                    key_for(event, key_field, msgid),
+                    build_value(name, msgid, event_id, event, syncts),
+                    build_headers(name_b, event_id, msgid_b),
                 )
             )
         return Prepared(dataset=name, topic=dataset.entry_topic, records=records)

@@ -145,9 +145,9 @@ class ConfluentPublisher:
         future: asyncio.Future[None] = loop.create_future()
         delivery = _Delivery(future, len(records))
         produce = self._producer.produce
-        for i, record in enumerate(records):
+        for i, (key, value, headers) in enumerate(records):
             try:
-                produce(topic, record.value, record.key, headers=record.headers, on_delivery=delivery)
+                produce(topic, value, key, headers=headers, on_delivery=delivery)
             except BufferError:
                 # Records already queued still count down; the future must not wait for the rest.
                 delivery.remaining -= len(records) - i

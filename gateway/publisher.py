@@ -7,12 +7,11 @@ by default) without touching them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
+class OutRecord(NamedTuple):
+    # A NamedTuple, not a dataclass: one is built per event on the hot path, and this is ~3x cheaper.
     key: bytes
     value: bytes
     headers: list[tuple[str, str | bytes | None]]

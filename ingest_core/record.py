@@ -73,9 +73,6 @@ def build_value(dataset: str, msgid: str, event_id: str, event: dict[str, Any], 
     )
 
 
-def build_headers(dataset: str, event_id: str, msgid: str) -> list[tuple[str, str | bytes | None]]:
-    return [
-        (HEADER_DATASET, dataset.encode()),
-        (HEADER_EVENT_ID, event_id.encode()),
-        (HEADER_MSGID, msgid.encode()),
-    ]
+def build_headers(dataset: bytes, event_id: str, msgid: bytes) -> list[tuple[str, str | bytes | None]]:
+    """Headers of one record; ``dataset`` and ``msgid`` come encoded, being the same for a whole request."""
+    return [(HEADER_DATASET, dataset), (HEADER_EVENT_ID, event_id.encode()), (HEADER_MSGID, msgid)]
