@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -15,14 +14,7 @@ from gateway.errors import KafkaUnavailable
 from gateway.settings import GatewaySettings
 from ingest_core.env import SettingsError
 from ingest_core.registry import RegistryError, load_registry
-
-
-def _event_loop_policy() -> None:
-    try:
-        import uvloop  # optional: a faster event loop, used when installed
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+from ingest_core.runtime import install_uvloop
 
 
 def _tune_gc() -> None:
@@ -45,7 +37,7 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _event_loop_policy()
+    install_uvloop()
     _tune_gc()
     try:
         web.run_app(

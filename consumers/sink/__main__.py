@@ -12,6 +12,7 @@ from consumers.sink.app import create_app
 from consumers.sink.settings import SinkSettings
 from ingest_core.env import SettingsError
 from ingest_core.registry import RegistryError, load_registry
+from ingest_core.runtime import install_uvloop
 
 
 def main() -> int:
@@ -30,6 +31,7 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_uvloop()
     web.run_app(
         create_app(settings, registry),
         host=settings.host,

@@ -18,7 +18,7 @@ class SinkSettings:
     dlq_topic: str = "ingest.dlq"  # DLQ_TOPIC
     host: str = "127.0.0.1"  # SINK_HOST: address of /health, /ready, /metrics
     port: int = 9101  # SINK_PORT
-    batch_size: int = 2000  # SINK_BATCH_SIZE: most records per poll and per transaction
+    batch_size: int = 5000  # SINK_BATCH_SIZE: most records per poll and per transaction
     max_backoff_ms: int = 5000  # SINK_MAX_BACKOFF_MS: cap of the retry backoff when the store is down
     log_level: str = "info"  # LOG_LEVEL
 

@@ -80,10 +80,12 @@ class PostgresStore:
                         for r in rows
                     ],
                 )
+                # A key twice within the batch is skipped by ON CONFLICT as well: DO NOTHING, unlike
+                # DO UPDATE, accepts that in one statement.
                 status = await conn.execute(
                     'INSERT INTO records (dataset, event_id, msgid, event, topic, partition, "offset",'
                     " received_at, persisted_at)"
-                    " SELECT DISTINCT ON (dataset, event_id) dataset, event_id, msgid, event::jsonb, topic,"
+                    " SELECT dataset, event_id, msgid, event::jsonb, topic,"
                     ' partition, "offset", received_at, now() FROM records_in'
                     " ON CONFLICT (dataset, event_id) DO NOTHING"
                 )

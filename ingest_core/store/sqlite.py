@@ -78,9 +78,11 @@ class SqliteStore:
         if not rows:
             return 0
         now = datetime.now(UTC).isoformat()
+        # Rows of one request share received_at: format each distinct value once.
+        iso: dict[datetime, str] = {}
         params = [
             (r.dataset, r.event_id, r.msgid, r.event_json, r.topic, r.partition, r.offset,
-             r.received_at.isoformat(), now)
+             iso.get(r.received_at) or iso.setdefault(r.received_at, r.received_at.isoformat()), now)
             for r in rows
         ]  # fmt: skip
 

@@ -34,3 +34,36 @@ def test_example(path: Path) -> None:
         assert error is None
     else:
         assert error is not None
+
+
+def _record_mutations() -> list[object]:
+    base = json.loads((SCHEMAS / "examples" / "valid" / "record" / "from-gateway.json").read_text("utf-8"))
+    out: list[object] = [None, [], "x", {}]
+    wrong: tuple[object, ...] = (None, 1, "", [], {}, True, 1.5)
+    for key in ("dataset", "msgid", "event_id", "event", "obsrv_meta"):
+        for bad in wrong:
+            out.append({**base, key: bad})
+        out.append({k: v for k, v in base.items() if k != key})
+    for bad in (None, -1, 1.5, "1", True, [], {}):
+        out.append({**base, "obsrv_meta": {**base["obsrv_meta"], "syncts": bad}})
+    for bad in (None, 1, "s", [], {"connector": 1}, {"connectorInstance": None}, {"connector": "a"}, {}):
+        out.append({**base, "obsrv_meta": {**base["obsrv_meta"], "source": bad}})
+    out.append({**base, "obsrv_meta": {"syncts": 5}})
+    out.append({**base, "extra": 1})
+    return out
+
+
+@pytest.mark.parametrize("doc", _record_mutations())
+def test_sink_fast_record_check_accepts_nothing_the_schema_rejects(doc: object) -> None:
+    from consumers.sink.decode import looks_like_record
+
+    schema = SchemaValidator(json.loads((SCHEMAS / "record.json").read_text("utf-8")))
+    if looks_like_record(doc):
+        assert schema.first_error(doc) is None
+
+
+def test_sink_fast_record_check_accepts_the_valid_examples() -> None:
+    from consumers.sink.decode import looks_like_record
+
+    for path in (SCHEMAS / "examples" / "valid" / "record").glob("*.json"):
+        assert looks_like_record(json.loads(path.read_text("utf-8"))), path.name
