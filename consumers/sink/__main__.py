@@ -8,7 +8,7 @@ import sys
 
 from aiohttp import web
 
-from consumers.sink.app import create_app
+from consumers.sink.app import FAILED, create_app
 from consumers.sink.settings import SinkSettings
 from ingest_core.env import SettingsError
 from ingest_core.registry import RegistryError, load_registry
@@ -32,8 +32,9 @@ def main() -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_uvloop()
+    app = create_app(settings, registry)
     web.run_app(
-        create_app(settings, registry),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=None,
@@ -41,7 +42,7 @@ def main() -> int:
             "listening on http://%s:%d", settings.host, settings.port
         ),
     )
-    return 0
+    return 1 if app[FAILED] else 0
 
 
 if __name__ == "__main__":

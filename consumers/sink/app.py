@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -42,6 +43,7 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
     app = web.Application()
     sink_metrics = SinkMetrics()
     app[METRICS] = sink_metrics
+    app[FAILED] = []
 
     async def sink_ctx(app: web.Application) -> AsyncIterator[None]:
         the_store = store or open_store(settings.store_url)
@@ -49,7 +51,7 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
         # by the service itself, so start-up does not fail on a transient outage.
         service = SinkService(settings, registry, the_store, sink_metrics)
         app[SERVICE] = service
-        task = asyncio.create_task(_run_forever(service, settings))
+        task = asyncio.create_task(_run_forever(service, settings, app))
         yield
         service.runner.stop()
         with contextlib.suppress(asyncio.CancelledError):
@@ -64,7 +66,21 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
     return app
 
 
-async def _run_forever(service: SinkService, settings: SinkSettings) -> None:
+FAILED = web.AppKey("sink.failed", list)
+
+
+async def _run_forever(service: SinkService, settings: SinkSettings, app: web.Application) -> None:
+    try:
+        await _run_until_stopped(service, settings)
+    except Exception:
+        # The loop is the service: without it, stop the process so that it is restarted, rather
+        # than keep a port that looks alive. Nothing uncommitted is lost: it is read again.
+        log.critical("the consumer loop failed; stopping the sink", exc_info=True)
+        app[FAILED].append(True)
+        signal.raise_signal(signal.SIGTERM)
+
+
+async def _run_until_stopped(service: SinkService, settings: SinkSettings) -> None:
     backoff = 0.2
     while not service.runner.stopping:
         try:

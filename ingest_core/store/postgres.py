@@ -4,6 +4,7 @@ with ``ON CONFLICT DO NOTHING`` in the same transaction, which is both fast and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import asyncpg
@@ -11,8 +12,11 @@ import asyncpg
 from ingest_core.store.base import Row, StoreUnavailable
 from ingest_core.store.migrations import MIGRATIONS
 
-# Anything that means "the database is not there or not usable right now".
-_UNAVAILABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# Anything that means "the database is not there or not usable right now". InternalClientError is
+# what a pooled connection left mid-operation by a server restart raises.
+_UNAVAILABLE = (
+    OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError,
+)  # fmt: skip
 _LOCK_ID = 7_120_431  # advisory lock: one migrating process at a time
 
 
@@ -22,16 +26,23 @@ class PostgresStore:
         self._pool_size = pool_size
         self._timeout = command_timeout_s
         self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
 
     async def _pool_or_connect(self) -> asyncpg.Pool:
-        if self._pool is None:
-            try:
-                self._pool = await asyncpg.create_pool(
-                    self._url, min_size=1, max_size=self._pool_size, command_timeout=self._timeout, timeout=5
-                )
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
-        return self._pool
+        # Several batches may be in flight: only one of them may create the pool.
+        async with self._pool_lock:
+            if self._pool is None:
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self._url,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        command_timeout=self._timeout,
+                        timeout=5,
+                    )
+                except _UNAVAILABLE as exc:
+                    raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+            return self._pool
 
     async def migrate(self) -> int:
         pool = await self._pool_or_connect()
@@ -50,8 +61,18 @@ class PostgresStore:
                             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name
                         )
         except _UNAVAILABLE as exc:
+            await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
         return max(done | {m.version for m in MIGRATIONS})
+
+    async def _discard_pool(self) -> None:
+        # After a failure, no connection of the pool is trusted: the next write starts afresh.
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (TimeoutError, *_UNAVAILABLE):
+                pool.terminate()
 
     async def insert_records(self, rows: Sequence[Row]) -> int:
         if not rows:
@@ -90,6 +111,7 @@ class PostgresStore:
                     " ON CONFLICT (dataset, event_id) DO NOTHING"
                 )
         except _UNAVAILABLE as exc:
+            await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
         return int(status.rsplit(" ", 1)[-1])
 
