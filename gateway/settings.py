@@ -29,6 +29,7 @@ class GatewaySettings:
     kafka_linger_ms: int = 1  # KAFKA_LINGER_MS: producer batching delay
     kafka_compression: str = "lz4"  # KAFKA_COMPRESSION: none, gzip, snappy, lz4, zstd
     log_level: str = "info"  # LOG_LEVEL
+    workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -50,4 +51,5 @@ class GatewaySettings:
                 env, "KAFKA_COMPRESSION", d.kafka_compression, ("none", "gzip", "snappy", "lz4", "zstd")
             ),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
+            workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
         )

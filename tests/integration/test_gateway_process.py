@@ -1,0 +1,164 @@
+"""The gateway as its users run it: a process, with its exit codes, workers and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.gateway import EXAMPLE_SCHEMA, envelope, write_registry
+from tests.support.kafka import ROOT, free_port_pair, unique
+
+pytestmark = pytest.mark.integration
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    return [
+        p
+        for p in children_of(supervisor)
+        if b"multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+
+
+def is_gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def kill_all(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the gateway and anything it started (its own session), then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+
+def start_gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway"], env={**os.environ, **env}, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+async def wait_ready(port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/ready") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("gateway did not become ready")
+
+
+def registry_env(kafka_bootstrap: str, tmp_path: Path, port: int) -> dict[str, str]:
+    topic = unique("ingest.proc")
+    registry = write_registry(
+        tmp_path / "topics.yaml", [{"id": "example", "entry_topic": topic, "schema": str(EXAMPLE_SCHEMA)}]
+    )
+    subprocess.run(
+        [sys.executable, "-m", "ingest_core.topics_cli", "apply"], check=True, cwd=ROOT, capture_output=True,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPICS_FILE": str(registry)},
+    )  # fmt: skip
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOPICS_FILE": str(registry),
+        "GATEWAY_PORT": str(port),
+    }
+
+
+async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tmp_path: Path) -> None:
+    port = free_port_pair()
+    proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
+    try:
+        await wait_ready(port)
+        assert len(children_of(proc.pid)) >= 2
+        async with aiohttp.ClientSession() as session:
+            for i in range(20):
+                body = envelope({"eid": f"w{i}"}, msgid=f"w-{i}")
+                async with session.post(f"http://127.0.0.1:{port}/v2/data/in/example", json=body) as r:
+                    assert r.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        kill_all(proc)
+
+
+async def test_a_dead_worker_stops_the_rest_with_status_1(kafka_bootstrap: str, tmp_path: Path) -> None:
+    port = free_port_pair()
+    proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
+    try:
+        await wait_ready(port)
+        workers = worker_pids(proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        assert await asyncio.to_thread(proc.wait, 30) == 1
+        await asyncio.sleep(0.5)
+        assert is_gone(workers[1])
+    finally:
+        kill_all(proc)
+
+
+def test_unreachable_kafka_fails_the_start(tmp_path: Path) -> None:
+    port = free_port_pair()
+    registry = write_registry(tmp_path / "topics.yaml", [{"id": "example", "entry_topic": "t"}])
+    proc = start_gateway({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port_pair()}", "TOPICS_FILE": str(registry),
+                          "GATEWAY_PORT": str(port), "METADATA_TIMEOUT_MS": "1000"})  # fmt: skip
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert b"Kafka did not answer a metadata request at start" in out
+
+
+def test_bad_registry_fails_with_the_key_named(tmp_path: Path) -> None:
+    registry = tmp_path / "topics.yaml"
+    registry.write_text("datasets:\n  - id: a\n    partitions: many\n")
+    proc = start_gateway({"TOPICS_FILE": str(registry)})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert b"datasets[0].partitions: 'many' is not of type 'integer'" in out
+
+
+def test_bad_setting_fails_with_the_variable_named() -> None:
+    proc = start_gateway({"MAX_BODY_BYTES": "lots"})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert b"MAX_BODY_BYTES='lots': expected an integer" in out
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(kafka_bootstrap: str, tmp_path: Path) -> None:
+    port = free_port_pair()
+    proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
+    try:
+        await wait_ready(port)
+        workers = worker_pids(proc.pid)
+        assert len(workers) == 2
+        proc.kill()  # the supervisor only
+        deadline = time.monotonic() + 30
+        while not all(is_gone(w) for w in workers):
+            assert time.monotonic() < deadline, "orphaned workers kept running"
+            await asyncio.sleep(0.2)
+    finally:
+        kill_all(proc)
