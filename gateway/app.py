@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from gateway.context import CONTEXT, GatewayContext
 from gateway.ingest import Ingestor
+from gateway.kafka_aiokafka import AiokafkaPublisher
 from gateway.kafka_confluent import ConfluentPublisher
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import make_middlewares
+from gateway.publisher import Publisher
 from gateway.routes import ingest, ops
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry
 
-PublisherFactory = Callable[[GatewaySettings], ConfluentPublisher]
 
-
-def default_publisher(settings: GatewaySettings) -> ConfluentPublisher:
+def make_publisher(settings: GatewaySettings) -> Publisher:
+    """The Kafka client chosen by GATEWAY_PUBLISHER (confluent-kafka unless told otherwise)."""
+    if settings.publisher == "aiokafka":
+        return AiokafkaPublisher(
+            settings.kafka_bootstrap_servers,
+            delivery_timeout_ms=settings.delivery_timeout_ms,
+            metadata_timeout_ms=settings.metadata_timeout_ms,
+            linger_ms=settings.kafka_linger_ms,
+            compression=settings.kafka_compression,
+        )
     return ConfluentPublisher(
         settings.kafka_bootstrap_servers,
         delivery_timeout_ms=settings.delivery_timeout_ms,
@@ -42,7 +51,7 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
 
     async def publisher_ctx(_app: web.Application) -> AsyncIterator[None]:
         # Fails the start (and so the program) when Kafka does not answer: readiness is never faked.
-        publisher = default_publisher(settings)
+        publisher = make_publisher(settings)
         await publisher.start()
         ctx.set_publisher(publisher)
         yield

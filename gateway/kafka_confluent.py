@@ -5,9 +5,8 @@ anything is in flight), so callbacks run on the loop thread and resolve futures 
 thread fighting the loop for the GIL, no ``call_soon_threadsafe``. One future per request, counted
 down per record, is resolved when the last record of the request is acknowledged or the first fails.
 
-A background task refreshes cluster metadata: it tells readiness, lets a request for a topic that
-is absent from the cluster fail fast (404), and while Kafka does not answer, requests fail fast
-with 503 instead of queueing behind a dead broker.
+Cluster metadata (readiness, missing topics, fail-fast while Kafka is silent) comes from a
+``TopicWatch`` fed by ``list_topics`` in a thread.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
 from gateway.publisher import OutRecord
+from gateway.topic_watch import TopicWatch
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,7 @@ class ConfluentPublisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
-        self._metadata_task: asyncio.Task[None] | None = None
-        self._topics: frozenset[str] = frozenset()
-        # Topics found missing, until when: a flood of requests for a deleted topic costs one
-        # metadata request a second, not one each.
-        self._missing_until: dict[str, float] = {}
-        self._kafka_ok = False
+        self._watch = TopicWatch(self._fetch_topics, refresh_s=metadata_refresh_s)
         self._fatal: str | None = None
 
     # Lifecycle -------------------------------------------------------------------------------
@@ -109,9 +104,7 @@ class ConfluentPublisher:
     async def start(self) -> None:
         """Wait for Kafka's first metadata answer; raises KafkaUnavailable if it does not come."""
         self._loop = asyncio.get_running_loop()
-        if not await self._refresh_metadata():
-            raise KafkaUnavailable("Kafka did not answer a metadata request at start")
-        self._metadata_task = asyncio.create_task(self._metadata_loop())
+        await self._watch.start()
         self._idle_task = asyncio.create_task(self._idle_poll_loop())
 
     async def close(self, flush_timeout_s: float = 10.0) -> None:
@@ -122,23 +115,23 @@ class ConfluentPublisher:
             await asyncio.sleep(0.01)
         if len(self._producer) > 0:
             log.error("closing with %d records not acknowledged by Kafka", len(self._producer))
-        for task in (self._metadata_task, self._idle_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._watch.close()
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
         if self._poll_handle is not None:
             self._poll_handle.cancel()
 
     # Publishing ------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        return self._kafka_ok and self._fatal is None
+        return self._watch.kafka_ok and self._fatal is None
 
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
-        if not self._kafka_ok or self._fatal is not None:
+        if not self.ready():
             raise KafkaUnavailable()
-        if topic not in self._topics and not await self._topic_exists_now(topic):
+        if topic not in self._watch.topics and not await self._watch.exists(topic):
             raise TopicMissing()
         loop = self._loop
         assert loop is not None, "publish() before start()"
@@ -190,40 +183,8 @@ class ConfluentPublisher:
 
     # Metadata --------------------------------------------------------------------------------
 
-    async def _refresh_metadata(self) -> bool:
-        try:
-            meta = await asyncio.to_thread(self._producer.list_topics, timeout=self._metadata_timeout_s)
-        except KafkaException as exc:
-            if self._kafka_ok:
-                log.warning("Kafka is not answering metadata requests: %s", exc)
-            self._kafka_ok = False
-            return False
-        self._topics = frozenset(name for name, t in meta.topics.items() if t.error is None)
-        if not self._kafka_ok:
-            log.info("Kafka answers metadata requests (%d topics)", len(self._topics))
-        self._kafka_ok = True
-        return True
-
-    async def _metadata_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._metadata_refresh_s if self._kafka_ok else 0.5)
-            await self._refresh_metadata()
-
-    async def _topic_exists_now(self, topic: str) -> bool:
-        """A topic missing from the last snapshot may be new: ask the cluster, bounded."""
-        if self._missing_until.get(topic, 0.0) > time.monotonic():
-            return False
-        try:
-            meta = await asyncio.to_thread(
-                self._producer.list_topics, topic=topic, timeout=self._metadata_timeout_s
-            )
-        except KafkaException:
-            raise KafkaUnavailable() from None
-        info = meta.topics.get(topic)
-        exists = info is not None and info.error is None
-        if exists:
-            self._topics = self._topics | {topic}
-            self._missing_until.pop(topic, None)
-        elif len(self._missing_until) < 10_000:
-            self._missing_until[topic] = time.monotonic() + 1.0
-        return exists
+    async def _fetch_topics(self, topic: str | None) -> set[str]:
+        meta = await asyncio.to_thread(
+            self._producer.list_topics, topic=topic, timeout=self._metadata_timeout_s
+        )
+        return {name for name, info in meta.topics.items() if info.error is None}

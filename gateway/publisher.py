@@ -31,3 +31,11 @@ class Publisher(Protocol):
     def ready(self) -> bool:
         """Did Kafka answer the last metadata request?"""
         ...
+
+    async def start(self) -> None:
+        """Connect and learn the cluster; raises KafkaUnavailable when Kafka does not answer."""
+        ...
+
+    async def close(self) -> None:
+        """Deliver what is queued (bounded) and disconnect."""
+        ...

@@ -30,6 +30,7 @@ class GatewaySettings:
     kafka_compression: str = "lz4"  # KAFKA_COMPRESSION: none, gzip, snappy, lz4, zstd
     log_level: str = "info"  # LOG_LEVEL
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
+    publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -52,4 +53,5 @@ class GatewaySettings:
             ),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
+            publisher=env_choice(env, "GATEWAY_PUBLISHER", d.publisher, ("confluent", "aiokafka")),
         )

@@ -17,6 +17,12 @@ from tests.support.kafka import LocalBroker, free_port_pair, read_topic, unique
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(params=["confluent", "aiokafka"])
+def publisher(request: pytest.FixtureRequest) -> str:
+    """The Kafka client behind the gateway (GATEWAY_PUBLISHER): both must behave the same."""
+    return str(request.param)
+
+
 def example_dataset(topic: str, **extra: Any) -> dict[str, Any]:
     return {
         "id": "example",
@@ -29,10 +35,12 @@ def example_dataset(topic: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_reference_example_is_on_kafka_in_the_documented_format(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, publisher: str
 ) -> None:
     topic = unique("ingest.example")
-    async with running_gateway(kafka_bootstrap, [example_dataset(topic)], tmp_path) as gw:
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, publisher=publisher
+    ) as gw:
         before = int(time.time() * 1000)
         status, _, body = await gw.post("example", REFERENCE_EXAMPLE)
     assert status == 200
@@ -55,12 +63,12 @@ async def test_reference_example_is_on_kafka_in_the_documented_format(
 
 
 async def test_batch_of_100_gives_100_records_with_indexed_event_ids(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, publisher: str
 ) -> None:
     topic = unique("ingest.batch")
     events = [{"eid": f"E{i}", "n": i} for i in range(100)]
     async with running_gateway(
-        kafka_bootstrap, [example_dataset(topic, key=None) | {"key": "eid"}], tmp_path
+        kafka_bootstrap, [example_dataset(topic, key=None) | {"key": "eid"}], tmp_path, publisher=publisher
     ) as gw:
         status, _, body = await gw.post("example", envelope(events, msgid="batch-1"))
     assert status == 200, body
@@ -135,10 +143,12 @@ async def test_oversized_body_is_413(kafka_bootstrap: str, tmp_path: Path) -> No
     assert ok_status == 200
 
 
-async def test_topic_deleted_after_start_is_404_promptly(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_topic_deleted_after_start_is_404_promptly(
+    kafka_bootstrap: str, tmp_path: Path, publisher: str
+) -> None:
     topic = unique("ingest.deleted")
     async with running_gateway(
-        kafka_bootstrap, [example_dataset(topic)], tmp_path, metadata_timeout_ms=2000
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, metadata_timeout_ms=2000, publisher=publisher
     ) as gw:
         assert (await gw.post("example", envelope({"eid": "a"})))[0] == 200
         admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -171,14 +181,18 @@ async def test_health_ready_metrics(kafka_bootstrap: str, tmp_path: Path) -> Non
     assert "gateway_http_request_duration_seconds_bucket" in text
 
 
-async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path) -> None:
+async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path, publisher: str) -> None:
     # Its own broker: this test stops and restarts it.
     broker = LocalBroker(tmp_path / "kafka", free_port_pair())
     await asyncio.to_thread(broker.start)
     try:
         topic = unique("ingest.outage")
         async with running_gateway(
-            broker.bootstrap, [example_dataset(topic)], tmp_path, delivery_timeout_ms=3000
+            broker.bootstrap,
+            [example_dataset(topic)],
+            tmp_path,
+            delivery_timeout_ms=3000,
+            publisher=publisher,
         ) as gw:
             assert (await gw.post("example", envelope({"eid": "before"}, msgid="m-before")))[0] == 200
             await asyncio.to_thread(broker.stop)
