@@ -16,21 +16,9 @@ import pytest
 
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, write_registry
 from tests.support.kafka import ROOT, free_port_pair, unique
+from tests.support.proc import children_of
 
 pytestmark = pytest.mark.integration
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry.name))
-    return out
 
 
 def worker_pids(supervisor: int) -> list[int]:
