@@ -9,7 +9,7 @@
 #   KAFKA_DATA_DIR     storage, config, pid and log (default ./.run/kafka-$KAFKA_LOCAL_PORT)
 #   KAFKA_CACHE_DIR    where the jars are kept (default ~/.cache/ingest-gateway/kafka)
 #   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx1g)
-#   KAFKA_START_TIMEOUT seconds to wait for the broker (default 90)
+#   KAFKA_START_TIMEOUT seconds to wait for the broker to answer metadata requests (default 90)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -88,7 +88,8 @@ up() {
     -cp "$cp" kafka.Kafka "$data/server.properties" >>"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
-  until grep -q "Kafka Server started" "$log" && port_open; do
+  # Up means: it answers a Metadata request listing a broker (not merely "port open").
+  until grep -q "Kafka Server started" "$log" && python3 "$here/kafka_ready.py" 127.0.0.1 "$port"; do
     if ! running; then echo "kafka.sh: broker exited during start; last lines of $log:" >&2; tail -n 30 "$log" >&2; exit 1; fi
     if [ $SECONDS -ge $deadline ]; then echo "kafka.sh: broker not up after ${KAFKA_START_TIMEOUT:-90}s; see $log" >&2; down; exit 1; fi
     sleep 0.3

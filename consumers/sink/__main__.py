@@ -12,7 +12,7 @@ from consumers.sink.app import FAILED, create_app
 from consumers.sink.settings import SinkSettings
 from ingest_core.env import SettingsError
 from ingest_core.registry import RegistryError, load_registry
-from ingest_core.runtime import install_uvloop
+from ingest_core.runtime import install_uvloop, tune_gc
 
 
 def main() -> int:
@@ -32,6 +32,7 @@ def main() -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_uvloop()
+    tune_gc()
     app = create_app(settings, registry)
     web.run_app(
         app,

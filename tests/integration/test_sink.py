@@ -256,3 +256,64 @@ async def test_readme_kafka_native_example_is_persisted(kafka_bootstrap: str, tm
     assert [(r["dataset"], r["event_id"], r["msgid"]) for r in rows] == [
         ("example", "batch-2024-05-30-001:0", "batch-2024-05-30-001")
     ]
+
+
+async def test_a_record_that_cannot_be_dead_lettered_blocks_the_commit_not_the_process(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'nodlq.db'}"
+    topic, dlq = unique("ingest.nodlq"), unique("ingest.dlq-later")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic)  # the DLQ topic does not exist yet
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
+    for key, value in [native_record(0), (b"k-bad", b"not json"), native_record(1)]:
+        producer.produce(topic, value, key, partition=0)
+    assert producer.flush(30) == 0
+    async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
+        deadline = time.monotonic() + 30
+        while metric_value(await sink.metrics(), "sink_store_errors_total") < 1:
+            assert time.monotonic() < deadline, "the failed dead-lettering was not reported"
+            await asyncio.sleep(0.2)
+        assert await count_rows(store_url) == 0  # nothing of the batch is done, nothing committed
+        assert await sink.ready_status() == 503
+        await asyncio.to_thread(ensure_topics, kafka_bootstrap, [TopicSpec(dlq, 1)])
+        rows = await wait_for_rows(store_url, 2, timeout_s=60)
+        letters = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
+        assert await sink.ready_status() == 200
+    assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
+    assert [m.key() for m in letters] == [b"k-bad"]
+
+
+async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
+    total = 12_000
+    store_url = f"sqlite:///{tmp_path / 'rebalance.db'}"
+    topic = unique("ingest.rebalance")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    group = unique("sink-rebalance")
+    records: list[tuple[bytes | None, bytes]] = [native_record(i, msgid="rb") for i in range(total)]
+    stream = threading.Thread(target=produce_records, args=(kafka_bootstrap, topic, records, 2000.0))
+    stream.start()
+    first = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while await count_rows(store_url) < 1500:
+            assert time.monotonic() < deadline, "the first sink persisted nothing"
+            await asyncio.sleep(0.05)
+        second = _sink_process(
+            kafka_bootstrap, registry, store_url, group, free_port_pair()
+        )  # joins: rebalance
+        await asyncio.sleep(2.5)
+        first.send_signal(signal.SIGTERM)  # leaves: rebalance again
+        await asyncio.to_thread(first.wait, 30)
+        await asyncio.to_thread(stream.join, 60)
+        rows = await wait_for_rows(store_url, total, timeout_s=90)
+        assert await count_rows(store_url) < total + 1
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=10)
+    ids = [r["event_id"] for r in rows]
+    assert len(ids) == total
+    assert set(ids) == {f"rb:{i}" for i in range(total)}
+    assert first.returncode == 0

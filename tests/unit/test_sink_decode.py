@@ -1,0 +1,66 @@
+"""The sink's decoder: rows from good records, the right reason for each bad one, the gateway's id rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from consumers.sink.decode import Decoder, Rejected
+from ingest_core.record import build_value, event_id_for
+from ingest_core.registry import parse_registry
+from ingest_core.store import Row
+from tests.support.gateway import EXAMPLE_SCHEMA
+
+REGISTRY = parse_registry(
+    {
+        "datasets": [
+            {"id": "example", "entry_topic": "t.example", "schema": str(EXAMPLE_SCHEMA)},
+            {"id": "dedup", "entry_topic": "t.dedup", "dedup_key": "uid"},
+        ]
+    },
+    Path("/virtual/topics.yaml"),
+)
+DECODER = Decoder(REGISTRY)
+
+
+def test_good_record_becomes_a_row() -> None:
+    value = build_value("example", "m-1", "m-1:3", {"eid": "E"}, 1_700_000_000_123)
+    row = DECODER.decode("t.example", 2, 41, value)
+    assert isinstance(row, Row)
+    assert (row.dataset, row.event_id, row.msgid, row.topic, row.partition, row.offset) == (
+        "example", "m-1:3", "m-1", "t.example", 2, 41,
+    )  # fmt: skip
+    assert orjson.loads(row.event_json) == {"eid": "E"}
+    assert row.received_at == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
+
+
+def test_dedup_key_gives_the_same_event_id_as_the_gateway() -> None:
+    event = {"uid": "user-7", "x": 1}
+    gateway_id = event_id_for("m-9", 4, event, "uid")
+    # A Kafka-native producer may put anything in event_id: the dataset's dedup_key wins, as at the gateway.
+    row = DECODER.decode("t.dedup", 0, 0, build_value("dedup", "m-9", "whatever", event, 1))
+    assert isinstance(row, Row)
+    assert row.event_id == gateway_id == "user-7"
+
+
+@pytest.mark.parametrize(
+    ("topic", "value", "reason", "fragment"),
+    [
+        ("t.example", None, "not_json", "no value"),
+        ("t.example", b"\xff\x00", "not_json", "not valid JSON"),
+        ("t.example", b'{"dataset": "example"}', "bad_record", "record: #required should have required property 'msgid'"),
+        ("t.example", build_value("nosuch", "m", "m", {}, 1), "unknown_dataset", "unknown dataset 'nosuch'"),
+        ("t.other", build_value("example", "m", "m", {"eid": "E"}, 1), "wrong_topic", "does not use topic 't.other'"),
+        ("t.example", build_value("example", "m", "m", {"eid": 1}, 1), "schema", "event: #properties/eid/type should be string"),
+    ],
+)  # fmt: skip
+def test_bad_records_are_rejected_with_their_reason(
+    topic: str, value: bytes | None, reason: str, fragment: str
+) -> None:
+    out = DECODER.decode(topic, 0, 0, value)
+    assert isinstance(out, Rejected)
+    assert out.reason == reason
+    assert fragment in out.error
