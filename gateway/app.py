@@ -12,7 +12,7 @@ from gateway.kafka_aiokafka import AiokafkaPublisher
 from gateway.kafka_confluent import ConfluentPublisher
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import make_middlewares
-from gateway.publisher import Publisher
+from gateway.publisher import ProducerOptions, Publisher
 from gateway.routes import ingest, ops
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry
@@ -20,22 +20,17 @@ from ingest_core.registry import Registry
 
 def make_publisher(settings: GatewaySettings) -> Publisher:
     """The Kafka client chosen by GATEWAY_PUBLISHER (confluent-kafka unless told otherwise)."""
-    if settings.publisher == "aiokafka":
-        return AiokafkaPublisher(
-            settings.kafka_bootstrap_servers,
-            delivery_timeout_ms=settings.delivery_timeout_ms,
-            metadata_timeout_ms=settings.metadata_timeout_ms,
-            linger_ms=settings.kafka_linger_ms,
-            compression=settings.kafka_compression,
-        )
-    return ConfluentPublisher(
-        settings.kafka_bootstrap_servers,
+    options = ProducerOptions(
+        bootstrap=settings.kafka_bootstrap_servers,
         delivery_timeout_ms=settings.delivery_timeout_ms,
         metadata_timeout_ms=settings.metadata_timeout_ms,
         linger_ms=settings.kafka_linger_ms,
         compression=settings.kafka_compression,
         max_inflight_events=settings.max_inflight_events,
     )
+    if settings.publisher == "aiokafka":
+        return AiokafkaPublisher(options)
+    return ConfluentPublisher(options)
 
 
 def create_app(settings: GatewaySettings, registry: Registry) -> web.Application:

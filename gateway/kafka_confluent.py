@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
-from gateway.publisher import OutRecord
+from gateway.publisher import OutRecord, ProducerOptions
 from gateway.topic_watch import TopicWatch
 
 log = logging.getLogger(__name__)
@@ -61,33 +61,21 @@ class _Delivery:
 
 
 class ConfluentPublisher:
-    def __init__(
-        self,
-        bootstrap: str,
-        *,
-        delivery_timeout_ms: int,
-        metadata_timeout_ms: int,
-        linger_ms: int,
-        compression: str,
-        max_inflight_events: int,
-        metadata_refresh_s: float = 2.0,
-    ) -> None:
-        self._delivery_timeout_s = delivery_timeout_ms / 1000
-        self._metadata_timeout_s = metadata_timeout_ms / 1000
-        self._metadata_refresh_s = metadata_refresh_s
+    def __init__(self, options: ProducerOptions) -> None:
+        self._delivery_timeout_s = options.delivery_timeout_ms / 1000
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                "bootstrap.servers": options.bootstrap,
                 "client.id": "ingest-gateway",
                 "enable.idempotence": True,
                 "acks": "all",
-                "linger.ms": linger_ms,
-                "compression.type": compression,
-                "message.timeout.ms": delivery_timeout_ms,
+                "linger.ms": options.linger_ms,
+                "compression.type": options.compression,
+                "message.timeout.ms": options.delivery_timeout_ms,
                 # How long an unknown topic is waited for before its records fail: bounded, so a
                 # deleted topic gives a prompt 404 rather than a delivery timeout.
-                "topic.metadata.propagation.max.ms": metadata_timeout_ms,
-                "queue.buffering.max.messages": max_inflight_events,
+                "topic.metadata.propagation.max.ms": options.metadata_timeout_ms,
+                "queue.buffering.max.messages": options.max_inflight_events,
                 "queue.buffering.max.kbytes": 1024 * 1024,
                 "error_cb": self._on_error,
                 "logger": logging.getLogger("librdkafka"),
@@ -96,7 +84,8 @@ class ConfluentPublisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
-        self._watch = TopicWatch(self._fetch_topics, refresh_s=metadata_refresh_s)
+        self._metadata_timeout_s = options.metadata_timeout_ms / 1000
+        self._watch = TopicWatch(self._fetch_topics, refresh_s=options.metadata_refresh_s)
         self._fatal: str | None = None
 
     # Lifecycle -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ by default) without touching them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -15,6 +16,19 @@ class OutRecord(NamedTuple):
     key: bytes
     value: bytes
     headers: list[tuple[str, str | bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerOptions:
+    """What every publisher is configured with (from GatewaySettings)."""
+
+    bootstrap: str
+    delivery_timeout_ms: int
+    metadata_timeout_ms: int
+    linger_ms: int
+    compression: str
+    max_inflight_events: int
+    metadata_refresh_s: float = 2.0
 
 
 class Publisher(Protocol):
