@@ -7,25 +7,26 @@ idempotent writes make harmless.
 
 Up to ``max_in_flight`` batches are handled at once, so that decoding one batch overlaps the
 database writing the previous one (measured: the sink and PostgreSQL otherwise take turns at ~50%
-CPU each). Each batch commits only after its predecessor has. A rebalance runs inside the poll; its
-revoke callback waits until no batch is in flight, so partitions are given up with everything done
-on them committed.
+CPU each). Commits are issued only between polls, never while one runs. A rebalance runs inside a
+poll: its revoke callback waits until every batch in flight is persisted, then commits them itself
+from the polling thread, so partitions are given up with everything done on them committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[Message]], Awaitable[bool]]
+BatchHandler = Callable[[Sequence[Message]], Coroutine[Any, Any, bool]]
 
 
 class BatchRunner:
@@ -48,10 +49,13 @@ class BatchRunner:
         self._poll_timeout_s = poll_timeout_s
         self._max_in_flight = max_in_flight
         self._revoke_wait_s = revoke_wait_s
-        self._in_flight: deque[asyncio.Task[bool]] = deque()
-        # Set while no batch is in flight; the revoke callback (on the poll thread) waits on it.
-        self._idle = threading.Event()
-        self._idle.set()
+        # Batches in poll order: their offsets, and the task persisting them (True: done;
+        # False: abandoned because the service is stopping). Shared with the revoke callback.
+        self._pending: deque[tuple[list[TopicPartition], asyncio.Task[bool]]] = deque()
+        self._lock = threading.Lock()
+        # Set while every pending batch is persisted; the revoke callback waits on it.
+        self._all_persisted = threading.Event()
+        self._all_persisted.set()
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -73,13 +77,22 @@ class BatchRunner:
         self.assigned = list(partitions)
         log.info("assigned %d partitions", len(partitions))
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if not self._idle.wait(self._revoke_wait_s):
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # On the polling thread, inside consume(): the loop is waiting for this poll, so nothing
+        # else commits now. Wait until what is in flight is persisted, then commit it here.
+        if not self._all_persisted.wait(self._revoke_wait_s):
             # A batch is still retrying (store down): give the partitions up anyway; its records
             # are redelivered to their next owner and stored once.
             log.warning("revoking partitions while a batch is still being persisted")
-        self.assigned = [tp for tp in self.assigned if (tp.topic, tp.partition) not in
-                         {(p.topic, p.partition) for p in partitions}]  # fmt: skip
+        with self._lock:
+            while self._pending and _persisted(self._pending[0][1]):
+                offsets, _task = self._pending.popleft()
+                try:
+                    consumer.commit(offsets=offsets, asynchronous=False)
+                except KafkaException as exc:
+                    log.info("commit on revoke skipped: %s", exc)
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self.assigned = [tp for tp in self.assigned if (tp.topic, tp.partition) not in revoked]
         log.info("revoked %d partitions", len(partitions))
 
     def stop(self) -> None:
@@ -101,38 +114,57 @@ class BatchRunner:
                 if batch:
                     self.kafka_ok = True
                     self._start(batch)
-                while self._in_flight and (
-                    len(self._in_flight) >= self._max_in_flight or self._in_flight[0].done()
-                ):
-                    if not await self._in_flight.popleft():
-                        return  # stopping before a batch was handled: it stays uncommitted
+                if not await self._commit_persisted(room_for=1):
+                    return  # stopping before a batch was handled: it stays uncommitted
         finally:
             self._stopping = True
-            while self._in_flight:
-                await self._in_flight.popleft()
-            self._idle.set()
+            # Let every batch in flight finish (persisted, or abandoned while retrying), then
+            # commit the persisted ones from the head: nothing may use the store after this.
+            in_flight = [task for _offsets, task in self._pending]
+            if in_flight:
+                await asyncio.wait(in_flight)
+            with contextlib.suppress(Exception):
+                await self._commit_persisted(room_for=self._max_in_flight)
+            self._all_persisted.set()
             await asyncio.to_thread(self.consumer.close)
 
     def _start(self, batch: list[Message]) -> None:
-        self._idle.clear()
-        previous = self._in_flight[-1] if self._in_flight else None
-        task = asyncio.create_task(self._handle_and_commit(batch, previous))
-        task.add_done_callback(self._maybe_idle)
-        self._in_flight.append(task)
+        ends: dict[tuple[str, int], int] = {}
+        for msg in batch:
+            key = (msg.topic() or "", msg.partition() or 0)
+            ends[key] = max(ends.get(key, 0), (msg.offset() or 0) + 1)
+        offsets = [TopicPartition(topic, partition, end) for (topic, partition), end in ends.items()]
+        task = asyncio.create_task(self._handle(batch))
+        with self._lock:
+            self._pending.append((offsets, task))
+            self._all_persisted.clear()
+        task.add_done_callback(self._on_task_done)
 
-    def _maybe_idle(self, _task: asyncio.Task[bool]) -> None:
-        if all(t.done() for t in self._in_flight):
-            self._idle.set()
+    def _on_task_done(self, _task: asyncio.Task[bool]) -> None:
+        with self._lock:
+            if all(task.done() for _offsets, task in self._pending):
+                self._all_persisted.set()
 
-    async def _handle_and_commit(self, batch: list[Message], previous: asyncio.Task[bool] | None) -> bool:
-        handled = await self._handle(batch)
-        # Commits follow poll order: a batch's offsets never pass a predecessor's unpersisted ones.
-        if previous is not None and not await asyncio.shield(previous):
-            return False
-        if not handled:
-            return False
-        await self._commit(batch)
-        return True
+    async def _commit_persisted(self, room_for: int) -> bool:
+        """Commit persisted batches from the head, in poll order, until at most ``max_in_flight -
+        room_for`` remain in flight (waiting for the oldest as needed). False: a batch was abandoned.
+        """
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return True
+                offsets, task = self._pending[0]
+                crowded = len(self._pending) > self._max_in_flight - room_for
+            if not task.done():
+                if not crowded:
+                    return True
+                await asyncio.wait({task})
+            if not task.result():
+                return False
+            await self._commit(offsets)
+            with self._lock:
+                if self._pending and self._pending[0][1] is task:
+                    self._pending.popleft()
 
     def _usable(self, msg: Message) -> bool:
         err = msg.error()
@@ -143,12 +175,7 @@ class BatchRunner:
             self.kafka_ok = err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
         return False
 
-    async def _commit(self, batch: Sequence[Message]) -> None:
-        ends: dict[tuple[str, int], int] = {}
-        for msg in batch:
-            key = (msg.topic() or "", msg.partition() or 0)
-            ends[key] = max(ends.get(key, 0), (msg.offset() or 0) + 1)
-        offsets = [TopicPartition(topic, partition, end) for (topic, partition), end in ends.items()]
+    async def _commit(self, offsets: list[TopicPartition]) -> None:
         while True:
             try:
                 await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
@@ -166,3 +193,8 @@ class BatchRunner:
                 await asyncio.sleep(0.5)
             else:
                 return
+
+
+def _persisted(task: asyncio.Task[bool]) -> bool:
+    """Did this batch's task finish with its records persisted? (Safe from another thread once done.)"""
+    return task.done() and not task.cancelled() and task.exception() is None and task.result()

@@ -127,15 +127,18 @@ class ConfluentPublisher:
         future: asyncio.Future[None] = loop.create_future()
         delivery = _Delivery(future, len(records))
         produce = self._producer.produce
-        for i, (key, value, headers) in enumerate(records):
+        for key, value, headers in records:
             try:
                 produce(topic, value, key, headers=headers, on_delivery=delivery)
             except BufferError:
-                # Records already queued still count down; the future must not wait for the rest.
-                delivery.remaining -= len(records) - i
+                # Nobody will wait for this request now: its queued records' reports are ignored,
+                # but they are still served promptly, so the queue drains for the next requests.
+                future.cancel()
+                self._schedule_poll()
                 raise Overloaded() from None
             except KafkaException as exc:
-                delivery.remaining -= len(records) - i
+                future.cancel()
+                self._schedule_poll()
                 raise _error_for(exc.args[0]) from None
         self._schedule_poll()
         try:

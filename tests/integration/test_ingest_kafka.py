@@ -220,3 +220,43 @@ async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path, publisher
         assert {"m-before", "m-after"} <= ids
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_overload_is_shed_fast_with_503_and_every_200_is_on_kafka(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.overload")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, max_inflight_requests=2
+    ) as gw:
+        batch = [{"eid": f"E{i}"} for i in range(200)]
+        results = await asyncio.gather(
+            *(gw.post("example", envelope(batch, msgid=f"o-{n}")) for n in range(30))
+        )
+    shed = [(h, b) for status, h, b in results if status == 503]
+    ok = [b for status, _h, b in results if status == 200]
+    assert shed, "nothing was shed"
+    assert ok, "nothing got through"
+    assert len(shed) + len(ok) == 30
+    for headers, body in shed:
+        assert body["error"]["code"] == "OVERLOADED"
+        assert headers["Retry-After"] == "1"
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 200 * len(ok) + 1, 10.0)
+    assert {orjson.loads(m.value() or b"")["msgid"] for m in msgs} == {b["params"]["msgid"] for b in ok}
+
+
+async def test_a_full_producer_queue_answers_503_at_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = unique("ingest.queue")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, max_inflight_events=1000, max_batch_events=5000
+    ) as gw:
+        start = time.monotonic()
+        status, headers, body = await gw.post("example", envelope([{"eid": "x"}] * 1500, msgid="q-1"))
+        elapsed = time.monotonic() - start
+        ok_status, deadline = 0, time.monotonic() + 10
+        while ok_status != 200 and time.monotonic() < deadline:  # as a client honouring Retry-After
+            ok_status, _, _ = await gw.post("example", envelope([{"eid": "x"}] * 10, msgid="q-2"))
+            await asyncio.sleep(0.05)
+    assert (status, body["error"]["code"], headers["Retry-After"]) == (503, "OVERLOADED", "1")
+    assert elapsed < 5
+    assert ok_status == 200  # the queue drains: the gateway recovers by itself
