@@ -176,9 +176,20 @@ def _sink_process(
         "SINK_GROUP": group,
         "SINK_PORT": str(port),
         "SINK_BATCH_SIZE": "500",
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": "info",
     }
-    return subprocess.Popen([sys.executable, "-m", "consumers.sink"], env=env, cwd=ROOT)
+    # Its log goes to the store's directory (the test's tmp_path), so a failure can show it.
+    log = Path(store_url.removeprefix("sqlite:///")).with_name(f"sink-{port}.log")
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumers.sink"], env=env, cwd=ROOT, stdout=out, stderr=out
+        )
+
+
+def _sink_logs(tmp_path: Path) -> str:
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(tmp_path.glob("sink-*.log"))
+    )
 
 
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -304,7 +315,10 @@ async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap:
         )  # joins: rebalance
         await asyncio.sleep(2.5)
         first.send_signal(signal.SIGTERM)  # leaves: rebalance again
-        await asyncio.to_thread(first.wait, 30)
+        try:
+            await asyncio.to_thread(first.wait, 30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the first sink did not stop within 30 s of SIGTERM; logs:\n" + _sink_logs(tmp_path))
         await asyncio.to_thread(stream.join, 60)
         rows = await wait_for_rows(store_url, total, timeout_s=90)
         assert await count_rows(store_url) < total + 1
