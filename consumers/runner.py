@@ -7,8 +7,8 @@ idempotent writes make harmless.
 
 Up to ``max_in_flight`` batches are handled at once, so that decoding one batch overlaps the
 database writing the previous one (measured: the sink and PostgreSQL otherwise take turns at ~50%
-CPU each). Commits are issued only between polls, never while one runs. A rebalance runs inside a
-poll: its revoke callback waits until every batch in flight is persisted, then commits them itself
+CPU each). The loop commits asynchronously, between polls. A rebalance runs inside a poll: its
+revoke callback waits until every batch in flight is persisted, then commits them synchronously
 from the polling thread, so partitions are given up with everything done on them committed.
 """
 
@@ -42,12 +42,17 @@ class BatchRunner:
         client_id: str = "ingest-consumer",
         max_in_flight: int = 2,
         revoke_wait_s: float = 60.0,
+        after_poll: Callable[[Consumer, list[TopicPartition]], None] | None = None,
     ) -> None:
         self._topics = list(topics)
         self._handle = handle
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
         self._max_in_flight = max_in_flight
+        # Called on the loop between polls, the only time anything but the poll may use the
+        # consumer: librdkafka serialises calls such as position() with the rebalance callback,
+        # which waits for the batches in flight, so a batch must never call the consumer itself.
+        self._after_poll = after_poll
         self._revoke_wait_s = revoke_wait_s
         # Batches in poll order: their offsets, and the task persisting them (True: done;
         # False: abandoned because the service is stopping). Shared with the revoke callback.
@@ -67,6 +72,7 @@ class BatchRunner:
                 # considers this member gone (its batch is then redelivered, harmlessly).
                 "max.poll.interval.ms": 600_000,
                 "logger": logging.getLogger("librdkafka.consumer"),
+                "on_commit": self._on_commit,
             }
         )
         self.assigned: list[TopicPartition] = []
@@ -116,6 +122,8 @@ class BatchRunner:
                     self._start(batch)
                 if not await self._commit_persisted(room_for=1):
                     return  # stopping before a batch was handled: it stays uncommitted
+                if self._after_poll is not None:
+                    self._after_poll(self.consumer, self.assigned)
         finally:
             self._stopping = True
             # Let every batch in flight finish (persisted, or abandoned while retrying), then
@@ -161,7 +169,7 @@ class BatchRunner:
                 await asyncio.wait({task})
             if not task.result():
                 return False
-            await self._commit(offsets)
+            self._commit(offsets)
             with self._lock:
                 if self._pending and self._pending[0][1] is task:
                     self._pending.popleft()
@@ -175,24 +183,22 @@ class BatchRunner:
             self.kafka_ok = err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
         return False
 
-    async def _commit(self, offsets: list[TopicPartition]) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                err: Any = exc.args[0] if exc.args else None
-                code = err.code() if isinstance(err, KafkaError) else None
-                if code in (KafkaError._NO_OFFSET, KafkaError.REBALANCE_IN_PROGRESS,
-                            KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):  # fmt: skip
-                    # The partitions moved on; their new owner re-reads from the last commit.
-                    log.info("commit skipped: %s", exc)
-                    return
-                if self._stopping:
-                    return
-                log.warning("commit failed, retrying: %s", exc)
-                await asyncio.sleep(0.5)
-            else:
-                return
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        # Asynchronous: a synchronous commit issued while the group rebalances waits until this
+        # member rejoins, which it can only do by polling: a deadlock. A commit that fails is
+        # covered by the next one or by the revoke callback's; a lost one means a redelivery,
+        # which the idempotent writes absorb.
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            log.info("commit not sent: %s", exc)
+
+    @staticmethod
+    def _on_commit(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            log.info(
+                "commit of %d partitions failed (covered by a later one): %s", len(partitions), err.str()
+            )
 
 
 def _persisted(task: asyncio.Task[bool]) -> bool:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumers.dlq import DeadLetter, DeadLetterError, DeadLetterWriter
 from consumers.runner import BatchRunner
@@ -40,6 +40,7 @@ class SinkService:
             self.handle_batch,
             batch_size=settings.batch_size,
             client_id="ingest-sink",
+            after_poll=self._update_lag,
         )
         self.store_ok = False
 
@@ -96,12 +97,10 @@ class SinkService:
         self._metrics.persisted.inc(inserted)
         self._metrics.duplicates.inc(len(rows) - inserted)
         self._metrics.batch_seconds.observe(time.perf_counter() - start)
-        self._update_lag()
         return True
 
-    def _update_lag(self) -> None:
-        consumer = self.runner.consumer
-        assigned = self.runner.assigned
+    def _update_lag(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        """Lag per partition; called by the runner between polls (never from a batch)."""
         if not assigned:
             return
         try:

@@ -116,6 +116,7 @@ async def test_same_msgid_twice_gives_one_row_per_event(
     rows = await fetch_rows(store_url)
     assert sorted(r["event_id"] for r in rows) == ["retry-1:0", "retry-1:1", "retry-1:2", "retry-2"]
     assert metric_value(text, "sink_duplicates_ignored_total") == 4
+    assert "sink_consumer_lag{partition=" in text  # updated between polls
 
 
 async def test_bad_records_go_to_the_dlq_and_good_ones_around_them_persist(
