@@ -1,10 +1,10 @@
 """Publisher on aiokafka (pure Python): the alternative to confluent-kafka, chosen with
 ``GATEWAY_PUBLISHER=aiokafka``. Same guarantees: idempotent, acks=all, bounded waits.
 
-Measured in one run (make bench): aiokafka's own ceiling is ~61k records/s against ~222k for
-confluent-kafka, and the gateway on it does ~38k events/s in 100-event batches against ~93k (with a
-p99 of seconds), so confluent-kafka is the default; this one needs no native library, and is a
-little faster for single events (~10.7k req/s against ~8k). aiokafka has no queue limit of its own:
+Measured in one run (make bench): aiokafka's own ceiling is ~61k records/s against ~221k for
+confluent-kafka, and the gateway on it does ~34k events/s in 100-event batches against ~102k (with
+a p99 of seconds), so confluent-kafka is the default; this one needs no native library, and is a
+little faster for single events (~10.2k req/s against ~7.9k). aiokafka has no queue limit of its own:
 events in flight are bounded by MAX_INFLIGHT_REQUESTS x MAX_BATCH_EVENTS.
 """
 
