@@ -66,5 +66,6 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise KafkaAdminError(f"could not create topic {name!r}: {exc}") from None
-    log.info("created topics: %s", ", ".join(created))
+    if created:
+        log.info("created topics: %s", ", ".join(created))
     return created

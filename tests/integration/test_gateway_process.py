@@ -78,11 +78,25 @@ def registry_env(kafka_bootstrap: str, tmp_path: Path, port: int) -> dict[str, s
     }
 
 
-async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def two_worker_gateway(
+    kafka_bootstrap: str, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], int, list[int]]:
+    """A gateway with GATEWAY_WORKERS=2, ready: its process, port and the two worker pids."""
     port = free_port_pair()
     proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
     try:
         await wait_ready(port)
+        workers = worker_pids(proc.pid)
+    except BaseException:
+        kill_all(proc)
+        raise
+    assert len(workers) == 2
+    return proc, port, workers
+
+
+async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tmp_path: Path) -> None:
+    proc, port, _workers = await two_worker_gateway(kafka_bootstrap, tmp_path)
+    try:
         assert len(children_of(proc.pid)) >= 2
         async with aiohttp.ClientSession() as session:
             for i in range(20):
@@ -96,12 +110,8 @@ async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tm
 
 
 async def test_a_dead_worker_stops_the_rest_with_status_1(kafka_bootstrap: str, tmp_path: Path) -> None:
-    port = free_port_pair()
-    proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
+    proc, _port, workers = await two_worker_gateway(kafka_bootstrap, tmp_path)
     try:
-        await wait_ready(port)
-        workers = worker_pids(proc.pid)
-        assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
         assert await asyncio.to_thread(proc.wait, 30) == 1
         await asyncio.sleep(0.5)
@@ -137,12 +147,8 @@ def test_bad_setting_fails_with_the_variable_named() -> None:
 
 
 async def test_workers_stop_when_the_supervisor_is_killed(kafka_bootstrap: str, tmp_path: Path) -> None:
-    port = free_port_pair()
-    proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
+    proc, _port, workers = await two_worker_gateway(kafka_bootstrap, tmp_path)
     try:
-        await wait_ready(port)
-        workers = worker_pids(proc.pid)
-        assert len(workers) == 2
         proc.kill()  # the supervisor only
         deadline = time.monotonic() + 30
         while not all(is_gone(w) for w in workers):

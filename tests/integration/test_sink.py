@@ -60,6 +60,21 @@ def produce_records(
     assert producer.flush(30) == 0
 
 
+async def start_stream(
+    kafka_bootstrap: str, tmp_path: Path, name: str, total: int, per_s: float
+) -> tuple[Registry, str, threading.Thread]:
+    """A fresh topic and registry, and a thread producing ``total`` records into it at ``per_s``.
+
+    Returns the registry, a SQLite store URL of the test's own, and the (started) thread.
+    """
+    topic = unique(f"ingest.{name}")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    records: list[tuple[bytes | None, bytes]] = [native_record(i, msgid=name) for i in range(total)]
+    stream = threading.Thread(target=produce_records, args=(kafka_bootstrap, topic, records, per_s))
+    stream.start()
+    return registry, f"sqlite:///{tmp_path / (name + '.db')}", stream
+
+
 def native_record(i: int, msgid: str = "native", dataset: str = "example") -> tuple[bytes, bytes]:
     value = build_value(dataset, msgid, f"{msgid}:{i}", {"eid": f"E{i}", "n": i}, 1_700_000_000_000 + i)
     return f"E{i}".encode(), value
@@ -195,13 +210,8 @@ def _sink_logs(tmp_path: Path) -> str:
 
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     total = 20_000
-    store_url = f"sqlite:///{tmp_path / 'kill.db'}"
-    topic = unique("ingest.kill")
-    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    registry, store_url, stream = await start_stream(kafka_bootstrap, tmp_path, "kill", total, 4000.0)
     group = unique("sink-kill")
-    records: list[tuple[bytes | None, bytes]] = [native_record(i, msgid="kill") for i in range(total)]
-    stream = threading.Thread(target=produce_records, args=(kafka_bootstrap, topic, records, 4000.0))
-    stream.start()
     proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
     try:
         deadline = time.monotonic() + 60
@@ -297,13 +307,8 @@ async def test_a_record_that_cannot_be_dead_lettered_blocks_the_commit_not_the_p
 
 async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     total = 12_000
-    store_url = f"sqlite:///{tmp_path / 'rebalance.db'}"
-    topic = unique("ingest.rebalance")
-    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    registry, store_url, stream = await start_stream(kafka_bootstrap, tmp_path, "rb", total, 2000.0)
     group = unique("sink-rebalance")
-    records: list[tuple[bytes | None, bytes]] = [native_record(i, msgid="rb") for i in range(total)]
-    stream = threading.Thread(target=produce_records, args=(kafka_bootstrap, topic, records, 2000.0))
-    stream.start()
     first = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
     second: subprocess.Popen[bytes] | None = None
     try:
