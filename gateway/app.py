@@ -1,4 +1,4 @@
-"""The gateway's application factory: routes, middlewares, and the producer's lifecycle."""
+"""The gateway's application factory: routes, and the producer's lifecycle."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.context import CONTEXT, GatewayContext
+from gateway.handling import Routes
 from gateway.ingest import Ingestor
 from gateway.kafka_aiokafka import AiokafkaPublisher
 from gateway.kafka_confluent import ConfluentPublisher
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import make_middlewares
 from gateway.publisher import ProducerOptions, Publisher
 from gateway.routes import ingest, ops
 from gateway.settings import GatewaySettings
@@ -41,7 +41,7 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight_requests,
     )
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=make_middlewares(metrics))
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[CONTEXT] = ctx
 
     async def publisher_ctx(_app: web.Application) -> AsyncIterator[None]:
@@ -55,6 +55,8 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
         ctx.set_publisher(None)
 
     app.cleanup_ctx.append(publisher_ctx)
-    ingest.add_routes(app)
-    ops.add_routes(app)
+    routes = Routes(app, metrics)
+    ingest.add_routes(routes)
+    ops.add_routes(routes)
+    routes.add_not_found()
     return app

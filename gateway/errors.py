@@ -1,6 +1,6 @@
 """Every failure the gateway answers, as data: a code, an HTTP status, a message, retriable or not.
 
-One class per failure; the error middleware renders any of them (and aiohttp's own 404/405/413)
+One class per failure; ``gateway.handling`` renders any of them (and aiohttp's own 404/405/413)
 in the API's response envelope. Messages never carry internals or payloads.
 """
 

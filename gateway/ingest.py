@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from gateway.publisher import OutRecord
@@ -20,8 +19,7 @@ from ingest_core.registry import Registry
 from ingest_core.validation import SchemaValidator
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):  # a NamedTuple: a frozen dataclass costs ~1 µs more per request
     dataset: str
     topic: str
     records: list[OutRecord]

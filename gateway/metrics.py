@@ -39,10 +39,28 @@ class GatewayMetrics:
             "gateway_inflight_requests", "Ingestion requests in flight", registry=self.registry
         )
 
+        # Labelled children, looked up once: ``labels()`` costs microseconds per call on the hot path.
+        # Bounded: routes, methods and statuses are finite sets, datasets come from the registry.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._event_children: dict[tuple[str, str], Counter] = {}
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method if method in _METHODS else "OTHER", str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            label = method if method in _METHODS else "OTHER"
+            children = (self.requests.labels(route, label, str(status)), self.latency.labels(route))
+            if method in _METHODS:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_events(self, dataset: str, outcome: str, count: int) -> None:
-        label = dataset if dataset in self._datasets else "unknown"
-        self.events.labels(label, outcome).inc(count)
+        key = (dataset, outcome)
+        child = self._event_children.get(key)
+        if child is None:
+            label = dataset if dataset in self._datasets else "unknown"
+            child = self.events.labels(label, outcome)
+            if label != "unknown":
+                self._event_children[key] = child
+        child.inc(count)

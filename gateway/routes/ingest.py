@@ -7,8 +7,8 @@ from aiohttp import web
 
 from gateway.context import CONTEXT
 from gateway.errors import InvalidInput, Overloaded, PayloadTooLarge
+from gateway.handling import MSGID_KEY, Routes
 from gateway.ingest import msgid_of
-from gateway.middleware import MSGID_KEY
 from gateway.responses import success_body
 
 
@@ -48,5 +48,5 @@ async def ingest(request: web.Request) -> web.Response:
         ctx.inflight -= 1
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v2/data/in/{dataset_id}", ingest)
+def add_routes(routes: Routes) -> None:
+    routes.add("/v2/data/in/{dataset_id}", ["POST"], ingest)

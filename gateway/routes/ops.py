@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.context import CONTEXT
+from gateway.handling import Routes
 
 
 async def health(_request: web.Request) -> web.Response:
@@ -27,7 +28,6 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
+def add_routes(routes: Routes) -> None:
+    for path, handler in (("/health", health), ("/ready", ready), ("/metrics", metrics)):
+        routes.add(path, ["GET", "HEAD"], handler)

@@ -181,6 +181,33 @@ async def test_health_ready_metrics(kafka_bootstrap: str, tmp_path: Path) -> Non
     assert "gateway_http_request_duration_seconds_bucket" in text
 
 
+async def test_unknown_paths_and_methods_are_answered_in_the_envelope(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.routes")
+    async with running_gateway(kafka_bootstrap, [example_dataset(topic)], tmp_path) as gw:
+        async with gw.session.get("/no/such/path") as r:
+            not_found = (r.status, await r.json())
+        async with gw.session.get("/v2/data/in/example") as r:
+            not_allowed = (r.status, r.headers.get("Allow"), await r.json())
+        async with gw.session.post("/health") as r:
+            health_post = (r.status, r.headers.get("Allow"))
+        async with gw.session.head("/health") as r:
+            health_head = r.status
+        async with gw.session.get("/metrics") as r:
+            text = await r.text()
+    assert not_found[0] == 404
+    assert not_found[1]["error"]["code"] == "NOT_FOUND"
+    assert not_found[1]["params"]["status"] == "FAILED"
+    assert not_allowed[:2] == (405, "POST")
+    assert not_allowed[2]["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert health_post == (405, "GET, HEAD")
+    assert health_head == 200
+    assert 'route="unmatched",status="404"' in text
+    assert "/no/such/path" not in text  # label values stay bounded
+    assert 'method="GET",route="/v2/data/in/{dataset_id}",status="405"' in text
+
+
 async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path, publisher: str) -> None:
     # Its own broker: this test stops and restarts it.
     broker = LocalBroker(tmp_path / "kafka", free_port_pair())

@@ -34,6 +34,17 @@ def test_resmsgid_is_new_per_response() -> None:
     assert len(ids) == 100
 
 
+def test_resmsgids_are_version_4_uuids_across_pool_refills() -> None:
+    # 3,000 ids span three refills of the 1,024-id random pool.
+    ids = [orjson.loads(success_body("m"))["params"]["resmsgid"] for _ in range(3000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
 def test_error_envelope_without_msgid() -> None:
     body = orjson.loads(error_body(DatasetNotFound(), None))
     assert body["params"].keys() == {"status", "resmsgid"}
