@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
 class SettingsError(ValueError):
@@ -19,30 +22,27 @@ def env_opt(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+def _env_number(
+    env: Mapping[str, str], name: str, default: N, minimum: N, parse: Callable[[str], N], kind: str
+) -> N:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value}: must be at least {minimum}")
-    return value
-
-
-def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+        raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
     if not value >= minimum:  # also refuses nan
         raise SettingsError(f"{name}={value}: must be at least {minimum}")
     return value
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    return _env_number(env, name, default, minimum, int, "an integer")
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    return _env_number(env, name, default, minimum, float, "a number")
 
 
 def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
