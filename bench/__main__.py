@@ -203,7 +203,8 @@ class Bench:
                 raise RuntimeError(f"sink persisted {done} of {total}")
             assert first is not None
             rate = (total - first[1]) / (now - first[0]) if now > first[0] else float("nan")
-            return {"events_per_s": rate, "rss_mib": procs.rss_mib(proc.pid)}
+            rss = procs.rss_mib(proc.pid) + sum(procs.rss_mib(c) for c in children_of(proc.pid))
+            return {"events_per_s": rate, "rss_mib": rss}
         finally:
             procs.stop(proc)
 

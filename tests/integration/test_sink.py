@@ -23,6 +23,7 @@ from ingest_core.registry import Registry, load_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, running_gateway, write_registry
 from tests.support.kafka import ROOT, free_port_pair, read_topic, unique
 from tests.support.postgres import LocalPostgres
+from tests.support.proc import children_of, running
 from tests.support.sink import metric_value, running_sink
 from tests.support.store import count_rows, fetch_rows, wait_for_rows
 
@@ -122,12 +123,18 @@ async def test_same_msgid_twice_gives_one_row_per_event(
             assert (await gw.post("example", body))[0] == 200
             assert (await gw.post("example", envelope({"eid": "z"}, msgid="retry-2")))[0] == 200
             assert (await gw.post("example", envelope({"eid": "z"}, msgid="retry-2")))[0] == 200
-            # 8 records on Kafka; wait until all were consumed, then count rows.
+            # 8 records on Kafka; wait until all were written (persisted or found to exist already:
+            # "consumed" counts a record before its batch is written), then count rows.
             deadline = time.monotonic() + 30
-            while metric_value(await sink.metrics(), "sink_records_consumed_total") < 8:
-                assert time.monotonic() < deadline, "sink did not consume the 8 records"
+            while True:
+                text = await sink.metrics()
+                written = metric_value(text, "sink_records_persisted_total") + metric_value(
+                    text, "sink_duplicates_ignored_total"
+                )
+                if written >= 8:
+                    break
+                assert time.monotonic() < deadline, "sink did not write the 8 records"
                 await asyncio.sleep(0.2)
-            text = await sink.metrics()
     rows = await fetch_rows(store_url)
     assert sorted(r["event_id"] for r in rows) == ["retry-1:0", "retry-1:1", "retry-1:2", "retry-2"]
     assert metric_value(text, "sink_duplicates_ignored_total") == 4
@@ -218,9 +225,15 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: 
         while (seen := await count_rows(store_url)) < 2000:
             assert time.monotonic() < deadline, "sink persisted nothing"
             await asyncio.sleep(0.05)
+        writer = children_of(proc.pid)  # SQLite's writer process (and multiprocessing's tracker)
+        assert writer, "the SQLite store runs in a child process"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert seen < total, "the kill must land mid-stream"
+        deadline = time.monotonic() + 10
+        while any(running(pid) for pid in writer):
+            assert time.monotonic() < deadline, "the writer outlived its killed parent"
+            await asyncio.sleep(0.1)
         proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
         await asyncio.to_thread(stream.join, 60)
         rows = await wait_for_rows(store_url, total, timeout_s=90)
@@ -230,6 +243,35 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: 
     ids = [r["event_id"] for r in rows]
     assert len(ids) == total
     assert set(ids) == {f"kill:{i}" for i in range(total)}
+
+
+async def test_sqlite_writer_killed_mid_stream_is_replaced_and_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    total = 6000
+    registry, store_url, stream = await start_stream(kafka_bootstrap, tmp_path, "writer", total, 1500.0)
+    async with running_sink(kafka_bootstrap, registry, store_url, batch_size=200) as sink:
+        deadline = time.monotonic() + 60
+        while await count_rows(store_url) < 500:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        writers = [pid for pid in children_of(os.getpid()) if "spawn_main" in _cmdline(pid)]
+        assert len(writers) == 1, writers
+        os.kill(writers[0], signal.SIGKILL)
+        await asyncio.to_thread(stream.join, 60)
+        rows = await wait_for_rows(store_url, total, timeout_s=60)
+        text = await sink.metrics()
+    ids = [r["event_id"] for r in rows]
+    assert len(ids) == total
+    assert set(ids) == {f"writer:{i}" for i in range(total)}
+    assert metric_value(text, "sink_store_errors_total") >= 1  # the dead writer was noticed
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 async def test_postgres_outage_mid_stream_loses_and_duplicates_nothing(
