@@ -25,7 +25,7 @@ from tests.support.kafka import ROOT, free_port_pair, read_topic, unique
 from tests.support.postgres import LocalPostgres
 from tests.support.proc import children_of, running
 from tests.support.sink import metric_value, running_sink
-from tests.support.store import count_rows, fetch_rows, wait_for_rows
+from tests.support.store import count_rows, fetch_rows, wait_for_rows, wait_until_rows
 
 pytestmark = pytest.mark.integration
 
@@ -221,10 +221,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: 
     group = unique("sink-kill")
     proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
     try:
-        deadline = time.monotonic() + 60
-        while (seen := await count_rows(store_url)) < 2000:
-            assert time.monotonic() < deadline, "sink persisted nothing"
-            await asyncio.sleep(0.05)
+        seen = await wait_until_rows(store_url, 2000)
         writer = children_of(proc.pid)  # SQLite's writer process (and multiprocessing's tracker)
         assert writer, "the SQLite store runs in a child process"
         proc.send_signal(signal.SIGKILL)
@@ -251,10 +248,7 @@ async def test_sqlite_writer_killed_mid_stream_is_replaced_and_loses_nothing(
     total = 6000
     registry, store_url, stream = await start_stream(kafka_bootstrap, tmp_path, "writer", total, 1500.0)
     async with running_sink(kafka_bootstrap, registry, store_url, batch_size=200) as sink:
-        deadline = time.monotonic() + 60
-        while await count_rows(store_url) < 500:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await wait_until_rows(store_url, 500)
         writers = [pid for pid in children_of(os.getpid()) if "spawn_main" in _cmdline(pid)]
         assert len(writers) == 1, writers
         os.kill(writers[0], signal.SIGKILL)
@@ -286,10 +280,7 @@ async def test_postgres_outage_mid_stream_loses_and_duplicates_nothing(
     async with running_sink(kafka_bootstrap, registry, postgres_url, batch_size=200) as sink:
         stream = threading.Thread(target=produce_records, args=(kafka_bootstrap, topic, records, 1500.0))
         stream.start()
-        deadline = time.monotonic() + 60
-        while await count_rows(postgres_url) < 500:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await wait_until_rows(postgres_url, 500)
         await asyncio.to_thread(postgres_server.stop)
         await asyncio.sleep(1.5)
         ready_during_outage = await sink.ready_status()
@@ -354,10 +345,7 @@ async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap:
     first = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
     second: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 60
-        while await count_rows(store_url) < 1500:
-            assert time.monotonic() < deadline, "the first sink persisted nothing"
-            await asyncio.sleep(0.05)
+        await wait_until_rows(store_url, 1500)
         second = _sink_process(
             kafka_bootstrap, registry, store_url, group, free_port_pair()
         )  # joins: rebalance

@@ -57,3 +57,12 @@ async def wait_for_rows(store_url: str, count: int, timeout_s: float = 60.0) -> 
         await asyncio.sleep(0.2)
         rows = await fetch_rows(store_url)
     return rows
+
+
+async def wait_until_rows(store_url: str, at_least: int, timeout_s: float = 60.0) -> int:
+    """The row count, once it is at least ``at_least``; fails the test if that takes over ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (seen := await count_rows(store_url)) < at_least:
+        assert time.monotonic() < deadline, f"only {seen} of {at_least} rows after {timeout_s}s"
+        await asyncio.sleep(0.05)
+    return seen
