@@ -76,6 +76,13 @@ async def start_stream(
     return registry, f"sqlite:///{tmp_path / (name + '.db')}", stream
 
 
+def assert_each_event_once(rows: list[dict[str, Any]], msgid: str, total: int) -> None:
+    """Every event of a stream from ``start_stream``/``native_record`` is a row, and only once."""
+    ids = [r["event_id"] for r in rows]
+    assert len(ids) == total
+    assert set(ids) == {f"{msgid}:{i}" for i in range(total)}
+
+
 def native_record(i: int, msgid: str = "native", dataset: str = "example") -> tuple[bytes, bytes]:
     value = build_value(dataset, msgid, f"{msgid}:{i}", {"eid": f"E{i}", "n": i}, 1_700_000_000_000 + i)
     return f"E{i}".encode(), value
@@ -237,9 +244,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: 
     finally:
         proc.kill()
         proc.wait(timeout=10)
-    ids = [r["event_id"] for r in rows]
-    assert len(ids) == total
-    assert set(ids) == {f"kill:{i}" for i in range(total)}
+    assert_each_event_once(rows, "kill", total)
 
 
 async def test_sqlite_writer_killed_mid_stream_is_replaced_and_loses_nothing(
@@ -255,9 +260,7 @@ async def test_sqlite_writer_killed_mid_stream_is_replaced_and_loses_nothing(
         await asyncio.to_thread(stream.join, 60)
         rows = await wait_for_rows(store_url, total, timeout_s=60)
         text = await sink.metrics()
-    ids = [r["event_id"] for r in rows]
-    assert len(ids) == total
-    assert set(ids) == {f"writer:{i}" for i in range(total)}
+    assert_each_event_once(rows, "writer", total)
     assert metric_value(text, "sink_store_errors_total") >= 1  # the dead writer was noticed
 
 
@@ -289,9 +292,7 @@ async def test_postgres_outage_mid_stream_loses_and_duplicates_nothing(
         await asyncio.to_thread(stream.join, 60)
         rows = await wait_for_rows(postgres_url, total, timeout_s=60)
         text = await sink.metrics()
-    ids = [r["event_id"] for r in rows]
-    assert len(ids) == total
-    assert set(ids) == {f"pg:{i}" for i in range(total)}
+    assert_each_event_once(rows, "pg", total)
     assert metric_value(text, "sink_store_errors_total") >= 1, "the outage was not observed"
     assert ready_during_outage == 503
 
@@ -363,7 +364,5 @@ async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap:
             if proc is not None:
                 proc.kill()
                 proc.wait(timeout=10)
-    ids = [r["event_id"] for r in rows]
-    assert len(ids) == total
-    assert set(ids) == {f"rb:{i}" for i in range(total)}
+    assert_each_event_once(rows, "rb", total)
     assert first.returncode == 0
