@@ -39,6 +39,7 @@ class SinkService:
             registry.entry_topics(),
             self.handle_batch,
             batch_size=settings.batch_size,
+            max_in_flight=settings.batches_in_flight,
             client_id="ingest-sink",
             after_poll=self._update_lag,
         )

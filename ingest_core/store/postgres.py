@@ -18,6 +18,7 @@ _UNAVAILABLE = (
     OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError,
 )  # fmt: skip
 _LOCK_ID = 7_120_431  # advisory lock: one migrating process at a time
+_COLUMNS = ("dataset", "event_id", "msgid", "event", "topic", "partition", "offset", "received_at")
 
 
 class PostgresStore:
@@ -78,42 +79,48 @@ class PostgresStore:
         if not rows:
             return 0
         pool = await self._pool_or_connect()
+        records = [
+            (r.dataset, r.event_id, r.msgid, r.event_json, r.topic, r.partition, r.offset, r.received_at)
+            for r in rows
+        ]
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS records_in (dataset TEXT, event_id TEXT, msgid TEXT,"
-                    ' event TEXT, topic TEXT, partition INT, "offset" BIGINT, received_at TIMESTAMPTZ)'
-                    " ON COMMIT DELETE ROWS"
-                )
-                await conn.copy_records_to_table(
-                    "records_in",
-                    records=[
-                        (
-                            r.dataset,
-                            r.event_id,
-                            r.msgid,
-                            r.event_json,
-                            r.topic,
-                            r.partition,
-                            r.offset,
-                            r.received_at,
+                try:
+                    # The common case has no key twice: COPY straight into the table, under a savepoint.
+                    # persisted_at is left to its DEFAULT now(), the transaction's start.
+                    async with conn.transaction():
+                        status = await conn.copy_records_to_table(
+                            "records", records=records, columns=_COLUMNS
                         )
-                        for r in rows
-                    ],
-                )
-                # A key twice within the batch is skipped by ON CONFLICT as well: DO NOTHING, unlike
-                # DO UPDATE, accepts that in one statement.
-                status = await conn.execute(
-                    'INSERT INTO records (dataset, event_id, msgid, event, topic, partition, "offset",'
-                    " received_at, persisted_at)"
-                    " SELECT dataset, event_id, msgid, event::jsonb, topic,"
-                    ' partition, "offset", received_at, now() FROM records_in'
-                    " ON CONFLICT (dataset, event_id) DO NOTHING"
-                )
+                except asyncpg.UniqueViolationError:
+                    # Some key exists (a redelivery after a crash, a msgid posted twice) or repeats
+                    # within the batch: the savepoint is gone, the slower idempotent path runs.
+                    status = await self._insert_skipping_existing(conn, records)
         except _UNAVAILABLE as exc:
             await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
         return int(status.rsplit(" ", 1)[-1])
+
+    @staticmethod
+    async def _insert_skipping_existing(
+        conn: asyncpg.Connection, records: Sequence[tuple[object, ...]]
+    ) -> str:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS records_in (dataset TEXT, event_id TEXT, msgid TEXT,"
+            ' event TEXT, topic TEXT, partition INT, "offset" BIGINT, received_at TIMESTAMPTZ)'
+            " ON COMMIT DELETE ROWS"
+        )
+        await conn.copy_records_to_table("records_in", records=records)
+        # A key twice within the batch is skipped by ON CONFLICT as well: DO NOTHING, unlike
+        # DO UPDATE, accepts that in one statement.
+        status: str = await conn.execute(
+            'INSERT INTO records (dataset, event_id, msgid, event, topic, partition, "offset",'
+            " received_at, persisted_at)"
+            " SELECT dataset, event_id, msgid, event::jsonb, topic,"
+            ' partition, "offset", received_at, now() FROM records_in'
+            " ON CONFLICT (dataset, event_id) DO NOTHING"
+        )
+        return status
 
     async def ping(self) -> bool:
         try:

@@ -1,0 +1,78 @@
+"""The stores themselves, on real SQLite and real PostgreSQL: a batch is written once by key.
+
+PostgreSQL takes two paths (COPY straight into ``records``; on a key conflict, the temporary table
+and ``ON CONFLICT DO NOTHING``): these tests send batches down each and check the same outcome.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from ingest_core.store import Row, open_store
+from tests.support.store import fetch_rows
+
+RECEIVED = datetime(2026, 11, 22, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def rows(ids: list[str], offset: int = 0, note: str = "first") -> list[Row]:
+    return [
+        Row("example", event_id, "m1", orjson.dumps({"id": event_id, "note": note}).decode(),
+            "t.entry", 0, offset + i, RECEIVED)
+        for i, event_id in enumerate(ids)
+    ]  # fmt: skip
+
+
+def by_id(found: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(r["event_id"]): r for r in found}
+
+
+async def test_a_batch_of_new_keys_is_written_whole(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        await store.migrate()
+        assert await store.insert_records(rows(["a", "b", "c"])) == 3
+    finally:
+        await store.close()
+    found = by_id(await fetch_rows(store_url))
+    assert sorted(found) == ["a", "b", "c"]
+    row = found["b"]
+    event = row["event"]
+    assert orjson.loads(event if isinstance(event, str | bytes) else orjson.dumps(event)) == {
+        "id": "b",
+        "note": "first",
+    }
+    assert (row["dataset"], row["msgid"], row["topic"], row["partition"], row["offset"]) == (
+        "example", "m1", "t.entry", 0, 1,
+    )  # fmt: skip
+    assert row["persisted_at"] is not None
+
+
+async def test_existing_keys_are_skipped_and_the_new_ones_written(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        await store.migrate()
+        assert await store.insert_records(rows(["a", "b"])) == 2
+        # A redelivery overlapping what is stored: only "c" and "d" are new; "a" keeps its first write.
+        assert await store.insert_records(rows(["a", "c", "d"], offset=10, note="again")) == 2
+        # Then the fast path again.
+        assert await store.insert_records(rows(["e"], offset=20)) == 1
+    finally:
+        await store.close()
+    found = by_id(await fetch_rows(store_url))
+    assert sorted(found) == ["a", "b", "c", "d", "e"]
+    assert found["a"]["offset"] == 0
+    assert found["c"]["offset"] == 11
+
+
+async def test_a_key_twice_within_one_batch_is_written_once(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        await store.migrate()
+        assert await store.insert_records(rows(["x", "y", "x"])) == 2
+    finally:
+        await store.close()
+    found = await fetch_rows(store_url)
+    assert sorted(str(r["event_id"]) for r in found) == ["x", "y"]
+    assert by_id(found)["x"]["offset"] == 0
