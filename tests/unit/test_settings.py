@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from consumers.sink.settings import SinkSettings
 from gateway.settings import GatewaySettings
 from ingest_core.env import SettingsError
 
@@ -31,3 +32,11 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
     with pytest.raises(SettingsError) as info:
         GatewaySettings.from_env({name: value})
     assert str(info.value).startswith(message)
+
+
+def test_sink_defaults_and_batches_in_flight() -> None:
+    assert SinkSettings.from_env({}) == SinkSettings()
+    assert SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "8"}).batches_in_flight == 8
+    with pytest.raises(SettingsError) as info:
+        SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "0"})
+    assert str(info.value).startswith("SINK_BATCHES_IN_FLIGHT=0: must be at least 1")
