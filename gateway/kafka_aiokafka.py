@@ -77,6 +77,7 @@ class AiokafkaPublisher:
                     await self._producer.send(topic, value, key=key, headers=headers)
                     for key, value, headers in records
                 ]
+                del records  # queued in the client's batches: not kept alive across the wait
                 await asyncio.gather(*futures)
         except TimeoutError:
             raise KafkaUnavailable() from None

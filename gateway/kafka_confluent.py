@@ -150,6 +150,9 @@ class ConfluentPublisher:
                 future.cancel()
                 self._schedule_poll()
                 raise _error_for(exc.args[0]) from None
+        # librdkafka has copied them, and the caller holds no reference (see routes/ingest.py): the
+        # request's records are freed now, not after the wait.
+        del records
         # Serve the reports that are already in: under load they arrive while other requests are
         # being handled, and answering them now rather than at the next timer tick (uvloop's
         # timers tick in whole milliseconds) keeps the loop busy instead of in lockstep with Kafka.

@@ -35,6 +35,10 @@ class Publisher(Protocol):
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
         """Return once Kafka has acknowledged every record (acks=all).
 
+        Callers pass ``records`` without keeping a reference, and implementations drop theirs once
+        the records are queued: a request's objects must not live through the wait (see
+        routes/ingest.py).
+
         Raises TopicMissing (topic absent on the cluster), KafkaUnavailable (no ack within the
         delivery timeout; some records may still land: retrying with the same msgid is harmless),
         Overloaded (too much already in flight; nothing or part was sent), PayloadTooLarge (a record

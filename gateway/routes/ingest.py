@@ -36,13 +36,22 @@ async def ingest(request: web.Request) -> web.Response:
         if msgid is not None:
             request[MSGID_KEY] = msgid
         prepared = ctx.ingestor.prepare(request.match_info["dataset_id"], doc)
+        # While Kafka acknowledges, neither the parsed request nor its records stay referenced here
+        # (the publisher lets the records go once queued): freed at once, their memory is reused
+        # warm by the next request instead of some 30 requests' objects sitting out the wait.
+        # Measured on 100-event batches: ~1,000 -> ~1,700 req/s; not the collector's doing (the
+        # same with gc off), so most likely the CPU caches. See README, Performance.
+        del doc
+        dataset, count = prepared.dataset, len(prepared.records)
+        sending = ctx.publisher().publish(prepared.topic, prepared.records)
+        del prepared
         try:
-            await ctx.publisher().publish(prepared.topic, prepared.records)
+            await sending
         except Exception:
-            ctx.metrics.observe_events(prepared.dataset, "failed", len(prepared.records))
+            ctx.metrics.observe_events(dataset, "failed", count)
             raise
-        ctx.metrics.observe_events(prepared.dataset, "accepted", len(prepared.records))
-        ctx.metrics.batch_size.observe(len(prepared.records))
+        ctx.metrics.observe_events(dataset, "accepted", count)
+        ctx.metrics.batch_size.observe(count)
         return web.Response(body=success_body(msgid), content_type="application/json")
     finally:
         ctx.inflight -= 1
