@@ -4,7 +4,8 @@
 2. a bare aiohttp handler: the HTTP ceiling, req/s;
 3. the gateway: single events and 100-event batches at concurrency 32 and 128: req/s, events/s,
    MB/s, p50/p99/max latency, errors, RSS;
-4. the sink: persisted events/s on SQLite and PostgreSQL;
+4. the sink: persisted events/s on SQLite and PostgreSQL, draining a filled topic alone, and side by
+   side with the gateway under 100-event batches (accepted vs persisted over the same window);
 5. overload: far more concurrent requests than MAX_INFLIGHT_REQUESTS: share shed (503), p99, RSS
    against steady state, and that every 200 is on Kafka.
 
@@ -173,22 +174,8 @@ class Bench:
                 except BufferError:
                     producer.poll(0.005)
         assert producer.flush(60) == 0
-        port = free_port_pair()
-        proc = procs.start(
-            ["-m", "consumers.sink"],
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "TOPICS_FILE": str(self.registry(topic)),
-                "STORE_URL": store_url_for(),
-                "SINK_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
-                "SINK_PORT": str(port),
-                "LOG_LEVEL": "warning",
-            },
-            self.work / "sink.log",
-        )
+        proc, metrics = self.start_sink(topic, store_url_for())
         try:
-            metrics = f"http://127.0.0.1:{port}/metrics"
-            procs.wait_http(metrics)
             first: tuple[float, float] | None = None
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
@@ -207,6 +194,66 @@ class Bench:
             return {"events_per_s": rate, "rss_mib": rss}
         finally:
             procs.stop(proc)
+
+    def start_sink(self, topic: str, store_url: str) -> tuple[Any, str]:
+        """A sink process on ``topic``'s registry and a fresh group; returns it and its metrics URL."""
+        port = free_port_pair()
+        proc = procs.start(
+            ["-m", "consumers.sink"],
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "TOPICS_FILE": str(self.registry(topic)),
+                "STORE_URL": store_url,
+                "SINK_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+                "SINK_PORT": str(port),
+                "LOG_LEVEL": "warning",
+            },
+            self.work / "sink.log",
+        )
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        procs.wait_http(metrics)
+        return proc, metrics
+
+    def sink_keeps_up(self, store_url_for: Callable[[], str]) -> Result:
+        """Gateway and sink side by side on this machine: 100-event batches at c=32 into the gateway
+        while the sink persists. Over the same window: events accepted (200s) and events persisted
+        per second, the backlog (on Kafka, not yet persisted) when the load stops, and how long the
+        sink then takes to clear it.
+        """
+        topic = self.topic("keepup")
+        gateway, base = self.gateway(topic)
+        sink, metrics = self.start_sink(topic, store_url_for())
+        try:
+            url = base + "/v2/data/in/example"
+            payload = body(100)
+            # A msgid per request: every event a new row, as from real producers.
+            wrk.run(url, payload, 32, 2, unique_msgid="bench-0001")  # warm-up; the sink joins meanwhile
+            self._wait_persisted(metrics, self.records_in(topic), timeout_s=120)
+            persisted0, t0 = _metric(metrics, "sink_records_persisted_total"), time.perf_counter()
+            r = wrk.run(url, payload, 32, self.args.seconds, unique_msgid="bench-0001")
+            persisted1, t1 = _metric(metrics, "sink_records_persisted_total"), time.perf_counter()
+            on_kafka = self.records_in(topic)
+            drained = self._wait_persisted(metrics, on_kafka, timeout_s=300)
+            return {
+                "accepted_events_per_s": (r.requests - r.non_2xx) * 100 / r.seconds,
+                "events_per_s": (persisted1 - persisted0) / (t1 - t0),
+                "backlog_at_end": on_kafka - persisted1,
+                "drain_s": drained - t1,
+                "errors": r.non_2xx + r.socket_errors,
+            }
+        finally:
+            procs.stop(sink)
+            procs.stop(gateway)
+
+    @staticmethod
+    def _wait_persisted(metrics: str, count: float, timeout_s: float) -> float:
+        """Wait until the sink has persisted ``count`` events; returns the time it did."""
+        deadline = time.monotonic() + timeout_s
+        while _metric(metrics, "sink_records_persisted_total") < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sink did not persist {count:.0f} events within {timeout_s:.0f}s")
+            time.sleep(0.02)
+        return time.perf_counter()
 
     def overload(self) -> Result:
         topic = self.topic("overload")
@@ -281,7 +328,7 @@ def report(res: dict[str, Result], runs: int) -> str:
         return "" if v is None else f"{v:,.{digits}f}"
 
     for name, r in res.items():
-        if name.startswith(("raw_", "sink_")) or name == "overload":
+        if name.startswith(("raw_", "sink_", "keepup_")) or name == "overload":
             continue
         lines.append(
             f"| {name} | {fmt(r.get('rps'))} | {fmt(r.get('events_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | "
@@ -297,6 +344,20 @@ def report(res: dict[str, Result], runs: int) -> str:
             lines.append(
                 f"| {name} (persisted) | | {fmt(r['events_per_s'])} | | | | | | {fmt(r['rss_mib'])} |"
             )
+    for name, r in res.items():
+        if name.startswith("keepup_"):
+            lines.append(
+                f"| {name} (gateway + sink side by side) | | accepted {fmt(r['accepted_events_per_s'])}, "
+                f"persisted {fmt(r['events_per_s'])} | | | | | | |"
+            )
+    keepups = {k: r for k, r in res.items() if k.startswith("keepup_")}
+    if keepups:
+        lines.append("")
+        lines += [
+            f"{name}: backlog when the load stopped {r['backlog_at_end']:,.0f} events, "
+            f"cleared {r['drain_s']:.1f} s later."
+            for name, r in keepups.items()
+        ]
     if "overload" in res:
         o = res["overload"]
         lines += [
@@ -335,6 +396,13 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
         if f"sink_{store}" in res and batches:
             out[f"sink {store} events/s ÷ gateway batch events/s"] = (
                 res[f"sink_{store}"]["events_per_s"] / max(batches),
+                "≥ 1.00",
+            )
+    for store in ("sqlite", "postgres"):
+        if f"keepup_{store}" in res:
+            r = res[f"keepup_{store}"]
+            out[f"side by side ({store}): persisted ÷ accepted events/s"] = (
+                r["events_per_s"] / r["accepted_events_per_s"],
                 "≥ 1.00",
             )
     return out
@@ -391,14 +459,16 @@ def main() -> int:
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
             ("sink_sqlite", lambda: bench.sink(lambda: f"sqlite:///{work / uuid.uuid4().hex}.db")),
             ("sink_postgres", lambda: bench.sink(pg_url)),
+            ("keepup_sqlite", lambda: bench.sink_keeps_up(lambda: f"sqlite:///{work / uuid.uuid4().hex}.db")),
+            ("keepup_postgres", lambda: bench.sink_keeps_up(pg_url)),
         ]
         for name, fn in plan:
             if not want(name):
                 continue
-            if name == "sink_postgres":
+            if name.endswith("_postgres") and pg is None:
                 bindir = find_bindir()
                 if bindir is None:
-                    print("bench: sink_postgres skipped: no PostgreSQL binaries", file=sys.stderr)
+                    print(f"bench: {name} skipped: no PostgreSQL binaries", file=sys.stderr)
                     continue
                 pg = LocalPostgres(bindir)
                 pg.init()

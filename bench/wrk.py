@@ -1,4 +1,5 @@
-"""HTTP load from wrk (one thread, a Lua script that POSTs a fixed body), and its output parsed."""
+"""HTTP load from wrk (one thread, a Lua script that POSTs a fixed body, or one with a new msgid each
+time), and its output parsed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,18 @@ wrk.headers["Content-Type"] = "application/json"
 local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
 wrk.body = f:read("*a")
 f:close()
+"""
+# Every request with a msgid of its own (``<run>-<n>`` in place of the body's msgid, which must
+# occur nowhere else in it), so that each event is a new row downstream rather than a duplicate.
+_UNIQUE_LUA = """
+local marker = os.getenv("BENCH_MSGID_MARKER")
+local at = assert(string.find(wrk.body, marker, 1, true))
+local head, tail = string.sub(wrk.body, 1, at - 1), string.sub(wrk.body, at + #marker)
+local run, n = os.getenv("BENCH_RUN_ID"), 0
+request = function()
+   n = n + 1
+   return wrk.format(nil, nil, nil, head .. run .. "-" .. n .. tail)
+end
 """
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
@@ -61,14 +75,17 @@ def parse(output: str) -> WrkResult:
     )
 
 
-def run(url: str, body: bytes, connections: int, seconds: float) -> WrkResult:
+def run(
+    url: str, body: bytes, connections: int, seconds: float, unique_msgid: str | None = None
+) -> WrkResult:
+    """wrk against ``url``; with ``unique_msgid`` (the body's msgid), each request gets a new one."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
         body_file, script = Path(tmp) / "body.json", Path(tmp) / "post.lua"
         body_file.write_bytes(body)
-        script.write_text(_LUA)
+        script.write_text(_LUA + (_UNIQUE_LUA if unique_msgid else ""))
         proc = subprocess.run(
             [
                 wrk,
@@ -84,7 +101,12 @@ def run(url: str, body: bytes, connections: int, seconds: float) -> WrkResult:
             ],
             capture_output=True,
             text=True,
-            env={"BENCH_BODY_FILE": str(body_file), "PATH": "/usr/bin:/bin"},
+            env={
+                "BENCH_BODY_FILE": str(body_file),
+                "BENCH_MSGID_MARKER": unique_msgid or "",
+                "BENCH_RUN_ID": uuid.uuid4().hex[:12],
+                "PATH": "/usr/bin:/bin",
+            },
             timeout=seconds + 60,
             check=True,
         )
