@@ -28,13 +28,18 @@ def by_id(found: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     return {str(r["event_id"]): r for r in found}
 
 
-async def test_a_batch_of_new_keys_is_written_whole(store_url: str) -> None:
+async def write(store_url: str, *batches: list[Row]) -> list[int]:
+    """Each batch in its own ``insert_records`` call on one store; how many rows each added."""
     store = open_store(store_url)
     try:
         await store.migrate()
-        assert await store.insert_records(rows(["a", "b", "c"])) == 3
+        return [await store.insert_records(batch) for batch in batches]
     finally:
         await store.close()
+
+
+async def test_a_batch_of_new_keys_is_written_whole(store_url: str) -> None:
+    assert await write(store_url, rows(["a", "b", "c"])) == [3]
     found = by_id(await fetch_rows(store_url))
     assert sorted(found) == ["a", "b", "c"]
     row = found["b"]
@@ -50,16 +55,11 @@ async def test_a_batch_of_new_keys_is_written_whole(store_url: str) -> None:
 
 
 async def test_existing_keys_are_skipped_and_the_new_ones_written(store_url: str) -> None:
-    store = open_store(store_url)
-    try:
-        await store.migrate()
-        assert await store.insert_records(rows(["a", "b"])) == 2
-        # A redelivery overlapping what is stored: only "c" and "d" are new; "a" keeps its first write.
-        assert await store.insert_records(rows(["a", "c", "d"], offset=10, note="again")) == 2
-        # Then the fast path again.
-        assert await store.insert_records(rows(["e"], offset=20)) == 1
-    finally:
-        await store.close()
+    # A batch; a redelivery overlapping it (only "c" and "d" are new, "a" keeps its first write);
+    # then the fast path again.
+    added = await write(store_url, rows(["a", "b"]), rows(["a", "c", "d"], offset=10, note="again"),
+                        rows(["e"], offset=20))  # fmt: skip
+    assert added == [2, 2, 1]
     found = by_id(await fetch_rows(store_url))
     assert sorted(found) == ["a", "b", "c", "d", "e"]
     assert found["a"]["offset"] == 0
@@ -67,12 +67,7 @@ async def test_existing_keys_are_skipped_and_the_new_ones_written(store_url: str
 
 
 async def test_a_key_twice_within_one_batch_is_written_once(store_url: str) -> None:
-    store = open_store(store_url)
-    try:
-        await store.migrate()
-        assert await store.insert_records(rows(["x", "y", "x"])) == 2
-    finally:
-        await store.close()
+    assert await write(store_url, rows(["x", "y", "x"])) == [2]
     found = await fetch_rows(store_url)
     assert sorted(str(r["event_id"]) for r in found) == ["x", "y"]
     assert by_id(found)["x"]["offset"] == 0
