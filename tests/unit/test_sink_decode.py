@@ -64,3 +64,39 @@ def test_bad_records_are_rejected_with_their_reason(
     assert isinstance(out, Rejected)
     assert out.reason == reason
     assert fragment in out.error
+
+
+def test_event_is_stored_as_the_text_it_had_in_the_record() -> None:
+    # A Kafka-native producer's formatting (json.dumps' spaces, escapes) is kept, not re-serialised.
+    value = (
+        b'{"dataset": "example", "msgid": "m", "event_id": "m:0",'
+        b' "event": {"eid": "E", "name": "caf\\u00e9"}, "obsrv_meta": {"syncts": 5}}'
+    )
+    row = DECODER.decode("t.example", 0, 7, value)
+    assert isinstance(row, Row)
+    assert row.event_json == '{"eid": "E", "name": "caf\\u00e9"}'
+    assert orjson.loads(row.event_json) == {"eid": "E", "name": "café"}
+
+
+def test_records_the_fast_path_declines_are_decided_by_the_schema() -> None:
+    # syncts 5.0 is an integer to JSON Schema, not to the typed fast path: the general path stores it.
+    value = b'{"dataset": "example", "msgid": "m", "event_id": "m", "event": {"eid": "E"}, "obsrv_meta": {"syncts": 5.0}}'
+    row = DECODER.decode("t.example", 0, 0, value)
+    assert isinstance(row, Row)
+    assert row.received_at == datetime(1970, 1, 1, 0, 0, 0, 5000, tzinfo=UTC)
+    assert row.event_json == '{"eid":"E"}'
+    # null where the schema wants a string, an event that is not an object: refused with the schema's words.
+    for meta, event, fragment in [
+        (
+            '{"syncts": 5, "source": {"connector": null}}',
+            '{"eid": "E"}',
+            "#properties/obsrv_meta/properties/source",
+        ),
+        ('{"syncts": 5}', '[{"eid": "E"}]', "#properties/event/type should be object"),
+    ]:
+        bad = (
+            f'{{"dataset": "example", "msgid": "m", "event_id": "m", "event": {event}, "obsrv_meta": {meta}}}'
+        )
+        out = DECODER.decode("t.example", 0, 0, bad.encode())
+        assert isinstance(out, Rejected)
+        assert (out.reason, fragment in out.error) == ("bad_record", True), out.error
