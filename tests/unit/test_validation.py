@@ -90,3 +90,24 @@ def test_ajv_order_puts_required_before_properties_and_type_first() -> None:
 )  # fmt: skip
 def test_other_keyword_wordings(schema: dict[str, Any], instance: Any, message: str) -> None:
     assert SchemaValidator(schema).first_error(instance) == message
+
+
+def test_the_fast_path_uses_the_same_draft_as_jsonschema() -> None:
+    # Without `$schema`, jsonschema is told draft-07 while jsonschema-rs would take 2020-12.
+    for schema, draft in [
+        ({"type": "object"}, "Draft7Validator"),
+        ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"}, "Draft4Validator"),
+        (
+            {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"},
+            "Draft202012Validator",
+        ),
+    ]:
+        fast = SchemaValidator(schema)._fast  # which engine runs is the point
+        assert fast is not None
+        assert type(getattr(fast, "__self__", None)).__name__ == draft
+
+
+def test_the_project_schemas_have_a_fast_path() -> None:
+    for name in ("envelope.json", "record.json", "datasets/example.json"):
+        validator = SchemaValidator(json.loads(schema_path(name).read_text("utf-8")))
+        assert validator._fast is not None, name
