@@ -135,13 +135,7 @@ class Decoder:
             problem = dataset.validator.first_error(event)
             if problem is not None:
                 return Rejected("schema", f"event: {problem}")
-        return Row(
-            dataset=dataset.id,
-            event_id=dedup_value(event, dataset.dedup_key) or event_id,
-            msgid=msgid,
-            event_json=event_json,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            received_at=self._received_at(syncts),
-        )
+        event_id = dedup_value(event, dataset.dedup_key) or event_id
+        # Positional: keywords cost a NamedTuple ~0.3 µs more, once per record.
+        at = self._received_at(syncts)
+        return Row(dataset.id, event_id, msgid, event_json, topic, partition, offset, at)

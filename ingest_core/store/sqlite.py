@@ -5,7 +5,8 @@ arrangement. It lives in a child process rather than a thread because binding an
 thousands of rows holds the GIL for most of the time: in a thread it competed with the decoding of
 the next batch, in a process the two run on separate cores (sink on SQLite ~82k -> ~100k events/s,
 see README, Performance). Rows cross as one MessagePack document per batch (msgspec encodes 5,000
-rows in ~0.4 ms where pickling them took ~2.7 ms of the parent's GIL); a transaction is committed in
+rows in ~0.4 ms where pickling them took ~2.7 ms of the parent's GIL), and the writer makes the
+statement's parameters from them; a transaction is committed in
 the child before the call returns, so an acknowledged write is on disk exactly as before.
 
 The child is spawned (never forked: the parent runs librdkafka's threads), ignores SIGINT (Ctrl-C
@@ -100,7 +101,11 @@ def _migrate(conn: sqlite3.Connection) -> int:
 
 
 def _insert(conn: sqlite3.Connection, packed: bytes) -> int:
-    params: list[list[Any]] = msgspec.msgpack.decode(packed)
+    rows: list[list[Any]] = msgspec.msgpack.decode(packed)
+    now = datetime.now(UTC).isoformat()
+    # Rows of one request share received_at (the last field): format each distinct value once.
+    iso: dict[datetime, str] = {}
+    params = [(*r[:-1], iso.get(r[-1]) or iso.setdefault(r[-1], r[-1].isoformat()), now) for r in rows]
     before = conn.total_changes
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -150,15 +155,9 @@ class SqliteStore:
     async def insert_records(self, rows: Sequence[Row]) -> int:
         if not rows:
             return 0
-        now = datetime.now(UTC).isoformat()
-        # Rows of one request share received_at: format each distinct value once.
-        iso: dict[datetime, str] = {}
-        params = [
-            (r.dataset, r.event_id, r.msgid, r.event_json, r.topic, r.partition, r.offset,
-             iso.get(r.received_at) or iso.setdefault(r.received_at, r.received_at.isoformat()), now)
-            for r in rows
-        ]  # fmt: skip
-        return await self._run(_insert, _encode(params))
+        # Rows as they are (a Row is a tuple: a MessagePack array, its datetime a timestamp): the
+        # writer, which has a core to spare, turns them into parameters.
+        return await self._run(_insert, _encode(rows))
 
     async def ping(self) -> bool:
         try:
