@@ -100,3 +100,12 @@ def test_records_the_fast_path_declines_are_decided_by_the_schema() -> None:
         out = DECODER.decode("t.example", 0, 0, bad.encode())
         assert isinstance(out, Rejected)
         assert (out.reason, fragment in out.error) == ("bad_record", True), out.error
+
+
+@pytest.mark.parametrize("field", ["msgid", "event"])
+def test_a_lone_surrogate_is_not_json_rather_than_a_row_the_store_cannot_encode(field: str) -> None:
+    msgid, event = ('"m\\ud800"', '{"eid": "E"}') if field == "msgid" else ('"m"', '{"eid": "E\\udc00"}')
+    value = f'{{"dataset": "example", "msgid": {msgid}, "event_id": "m", "event": {event}, "obsrv_meta": {{"syncts": 1}}}}'
+    out = DECODER.decode("t.example", 0, 0, value.encode())
+    assert isinstance(out, Rejected)
+    assert out.reason == "not_json"
