@@ -14,8 +14,6 @@ import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
-import time
 from types import FrameType
 
 from aiohttp import web
@@ -24,7 +22,7 @@ from gateway.app import create_app
 from gateway.errors import KafkaUnavailable
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry, load_registry
-from ingest_core.runtime import install_uvloop, tune_gc
+from ingest_core.runtime import install_uvloop, tune_gc, when_orphaned
 
 log = logging.getLogger("gateway")
 
@@ -55,21 +53,10 @@ def serve(settings: GatewaySettings, registry: Registry) -> int:
     return 0
 
 
-def _stop_when_orphaned() -> None:
-    # A supervisor killed outright (SIGKILL, OOM) cannot stop its workers: they notice instead.
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _worker(settings: GatewaySettings) -> None:
+def _worker(settings: GatewaySettings, supervisor_pid: int) -> None:
+    # An orphaned worker stops as on SIGTERM: it finishes the requests it holds, then exits.
+    when_orphaned(supervisor_pid, lambda: os.kill(os.getpid(), signal.SIGTERM))
     configure_logging(settings)
-    _stop_when_orphaned()
     # Each worker reads the registry itself: it was validated by the supervisor a moment ago.
     sys.exit(serve(settings, load_registry(settings.topics_file)))
 
@@ -78,7 +65,8 @@ def supervise(settings: GatewaySettings) -> int:
     """Start ``settings.workers`` workers on one port; return when they have all stopped."""
     ctx = multiprocessing.get_context("spawn")
     workers = [
-        ctx.Process(target=_worker, args=(settings,), name=f"gateway-{i}") for i in range(settings.workers)
+        ctx.Process(target=_worker, args=(settings, os.getpid()), name=f"gateway-{i}")
+        for i in range(settings.workers)
     ]
     stopping = False
 

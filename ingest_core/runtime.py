@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import threading
+import time
+from collections.abc import Callable
 
 
 def install_uvloop() -> bool:
@@ -27,3 +31,20 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+
+
+def when_orphaned(parent_pid: int, action: Callable[[], None], interval_s: float = 0.5) -> None:
+    """Run ``action`` (on a daemon thread) once this process's parent is no longer ``parent_pid``.
+
+    A parent killed outright (SIGKILL, OOM) cannot stop its children: they notice instead. The
+    parent's pid is passed in by the parent rather than read here with ``os.getppid()``: a child
+    that is still importing when its parent dies would otherwise read its new parent (init or a
+    subreaper) and never notice.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        action()
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()

@@ -21,8 +21,6 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -32,6 +30,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ingest_core.runtime import when_orphaned
 from ingest_core.store.base import Row, StoreUnavailable
 from ingest_core.store.migrations import MIGRATIONS
 
@@ -49,18 +48,10 @@ _encode = msgspec.msgpack.Encoder().encode
 _conn: sqlite3.Connection | None = None
 
 
-def _writer_init() -> None:
+def _writer_init(parent_pid: int) -> None:
+    # Exiting mid-transaction is safe: SQLite rolls it back, and the parent committed no offsets.
+    when_orphaned(parent_pid, lambda: os._exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-
-    def exit_when_orphaned() -> None:
-        # A parent killed outright (SIGKILL, OOM) cannot stop its pool: the writer notices instead.
-        # Exiting mid-transaction is safe: SQLite rolls it back, and the parent committed no offsets.
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=exit_when_orphaned, name="orphan-watch", daemon=True).start()
 
 
 def _call(path: str, fn: Callable[..., T], *args: Any) -> T:
@@ -136,7 +127,10 @@ class SqliteStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._writer is None:
             self._writer = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_writer_init
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_writer_init,
+                initargs=(os.getpid(),),
             )
         try:
             return await asyncio.get_running_loop().run_in_executor(

@@ -146,13 +146,36 @@ def test_bad_setting_fails_with_the_variable_named() -> None:
     assert b"MAX_BODY_BYTES='lots': expected an integer" in out
 
 
+def wait_gone(pids: list[int], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(is_gone(p) for p in pids):
+        assert time.monotonic() < deadline, "orphaned workers kept running"
+        time.sleep(0.1)
+
+
 async def test_workers_stop_when_the_supervisor_is_killed(kafka_bootstrap: str, tmp_path: Path) -> None:
     proc, _port, workers = await two_worker_gateway(kafka_bootstrap, tmp_path)
     try:
         proc.kill()  # the supervisor only
+        await asyncio.to_thread(wait_gone, workers)
+    finally:
+        kill_all(proc)
+
+
+def test_workers_stop_when_the_supervisor_is_killed_while_they_start(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Killed before its workers have finished importing: a worker that only then looked up its
+    # parent would find init (or a subreaper) and never notice it was orphaned.
+    proc = start_gateway(
+        {**registry_env(kafka_bootstrap, tmp_path, free_port_pair()), "GATEWAY_WORKERS": "2"}
+    )
+    try:
         deadline = time.monotonic() + 30
-        while not all(is_gone(w) for w in workers):
-            assert time.monotonic() < deadline, "orphaned workers kept running"
-            await asyncio.sleep(0.2)
+        while len(workers := worker_pids(proc.pid)) < 2:
+            assert time.monotonic() < deadline, "the supervisor did not start its workers"
+            time.sleep(0.01)
+        proc.kill()
+        wait_gone(workers)
     finally:
         kill_all(proc)

@@ -6,11 +6,17 @@ and ``ON CONFLICT DO NOTHING``): these tests send batches down each and check th
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 
 from ingest_core.store import Row, open_store
+from tests.support.kafka import ROOT
+from tests.support.proc import children_of, running
 from tests.support.store import fetch_rows
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, 123000, tzinfo=UTC)
@@ -71,3 +77,35 @@ async def test_a_key_twice_within_one_batch_is_written_once(store_url: str) -> N
     found = await fetch_rows(store_url)
     assert sorted(str(r["event_id"]) for r in found) == ["x", "y"]
     assert by_id(found)["x"]["offset"] == 0
+
+
+# A process that opens a SQLite store (which starts its writer process), says so, and waits.
+_HOLDER = """
+import asyncio, sys
+from ingest_core.store import open_store
+async def main():
+    store = open_store(sys.argv[1])
+    await store.migrate()
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def test_the_sqlite_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, f"sqlite:///{tmp_path / 'r.db'}"], cwd=ROOT,
+                              stdout=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    with holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == b"ready\n"
+            writers = [p for p in children_of(holder.pid)
+                       if b"multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+            assert len(writers) == 1
+        finally:
+            holder.kill()  # SIGKILL: the store gets no chance to stop its writer
+        holder.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while running(writers[0]):
+            assert time.monotonic() < deadline, "the orphaned writer kept running"
+            time.sleep(0.1)
