@@ -118,11 +118,22 @@ class SchemaValidator:
         # The same draft as jsonschema's (which defaults to draft-07, where jsonschema-rs would take
         # the latest): jsonschema-rs names its classes as jsonschema does.
         fast_cls = getattr(jsonschema_rs, cls.__name__, None)
-        self._fast: Callable[[Any], bool] | None
+        self._fast: Callable[[Any], bool] | None = None
         try:
-            self._fast = None if fast_cls is None else fast_cls(ordered, validate_formats=True).is_valid
-        except Exception:  # noqa: BLE001 - any schema jsonschema-rs cannot compile uses the slow path
-            self._fast = None
+            # Offline: a schema is never completed over the network (at start-up, from wherever its
+            # $ref points); jsonschema and Ajv do not fetch either.
+            if fast_cls is not None:
+                self._fast = fast_cls(ordered, validate_formats=True, offline=True).is_valid
+        except jsonschema_rs.ValidationError as exc:
+            # Refused now rather than at the first event that reaches the reference, where
+            # jsonschema would raise instead of answering.
+            if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Referencing):
+                raise jsonschema.SchemaError(
+                    f"a $ref cannot be resolved ({exc.message}); only references within the schema"
+                    " itself are followed, nothing is fetched"
+                ) from None
+        except Exception:  # noqa: BLE001, S110 - a schema jsonschema-rs cannot compile: the slow path
+            pass
 
     def first_error(self, instance: Any) -> str | None:
         """Return the Ajv-style message of the first violation, or None when ``instance`` is valid."""

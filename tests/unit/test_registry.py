@@ -61,6 +61,12 @@ def test_invalid_dataset_schema_is_reported(tmp_path: Path) -> None:
         load_registry(write(tmp_path, {"datasets": [{"id": "a", "schema": "s.json"}]}))
 
 
+def test_dataset_schema_with_a_remote_reference_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text('{"$ref": "https://schemas.example.com/event.json"}', encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"datasets\[0\]\.schema: .* a \$ref cannot be resolved"):
+        load_registry(write(tmp_path, {"datasets": [{"id": "a", "schema": "s.json"}]}))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read the registry"):
         load_registry(tmp_path / "absent.yaml")

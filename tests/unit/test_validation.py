@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 
 from ingest_core.paths import schema_path
@@ -111,3 +112,29 @@ def test_the_project_schemas_have_a_fast_path() -> None:
     for name in ("envelope.json", "record.json", "datasets/example.json"):
         validator = SchemaValidator(json.loads(schema_path(name).read_text("utf-8")))
         assert validator._fast is not None, name
+
+
+@pytest.mark.parametrize(
+    ("ref", "fragment"),
+    [
+        # A remote reference is never fetched (not at start-up, not later), so it cannot resolve.
+        ("https://schemas.example.com/event.json", "Retrieval is disabled"),
+        ("#/definitions/missing", "Pointer '/definitions/missing' does not exist"),
+    ],
+)
+def test_a_reference_that_cannot_resolve_is_refused_when_loading(ref: str, fragment: str) -> None:
+    # Accepted, it would make jsonschema raise (not answer) at the first event reaching it.
+    with pytest.raises(jsonschema.SchemaError, match="a \\$ref cannot be resolved") as info:
+        SchemaValidator({"type": "object", "properties": {"a": {"$ref": ref}}})
+    assert fragment in info.value.message
+
+
+def test_references_within_the_schema_are_followed() -> None:
+    validator = SchemaValidator({
+        "$id": "https://schemas.example.com/event.json",
+        "type": "object",
+        "properties": {"a": {"$ref": "#/definitions/text"}, "b": {"$ref": "event.json#/definitions/text"}},
+        "definitions": {"text": {"type": "string"}},
+    })  # fmt: skip
+    assert validator.first_error({"a": "x", "b": "y"}) is None
+    assert validator.first_error({"a": "x", "b": 1}) == "#properties/b/type should be string"
