@@ -11,10 +11,12 @@ import json
 import time
 from typing import Any, NamedTuple
 
+import orjson
+
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from gateway.publisher import OutRecord
 from ingest_core.paths import schema_path
-from ingest_core.record import build_headers, build_value, event_id_for, key_for
+from ingest_core.record import MAX_EVENT_DEPTH, build_headers, build_value, event_id_for, key_for
 from ingest_core.registry import Registry
 from ingest_core.validation import SchemaValidator
 
@@ -78,11 +80,15 @@ class Ingestor:
         records = []
         for i, event in enumerate(events):
             event_id = event_id_for(msgid, i if batch else None, event, dedup)
+            try:
+                value = build_value(name, msgid, event_id, event, syncts)
+            except orjson.JSONEncodeError:
+                # The one thing serialising a parsed event can refuse: orjson's nesting limit.
+                where = f"data[{i}]" if batch else "data"
+                raise InvalidInput(
+                    f"{where}: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)"
+                ) from None
             records.append(
-                OutRecord(
-                    key_for(event, key_field, msgid),
-                    build_value(name, msgid, event_id, event, syncts),
-                    build_headers(name_b, event_id, msgid_b),
-                )
+                OutRecord(key_for(event, key_field, msgid), value, build_headers(name_b, event_id, msgid_b))
             )
         return Prepared(dataset=name, topic=dataset.entry_topic, records=records)

@@ -57,6 +57,10 @@ def key_for(event: dict[str, Any], key_field: str | None, msgid: str) -> bytes:
     return msgid.encode()
 
 
+# How deeply an event may nest objects and arrays: orjson serialises at most 254 levels, and the
+# record's own object is one of them. ``build_value`` raises orjson.JSONEncodeError beyond it.
+MAX_EVENT_DEPTH = 253
+
 # The source block is the same for every record from the HTTP API: serialised once.
 _API_SOURCE = {"connector": "api", "connectorInstance": "api"}
 

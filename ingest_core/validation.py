@@ -143,5 +143,10 @@ class SchemaValidator:
                     return None
             except Exception:  # noqa: BLE001, S110 - a value it cannot take: jsonschema decides
                 pass
-        error = next(self._slow.iter_errors(instance), None)
+        try:
+            error = next(self._slow.iter_errors(instance), None)
+        except RecursionError:
+            # jsonschema recurses in Python, level by level: an instance nested deeper than the
+            # interpreter allows cannot be checked, so it is not accepted.
+            return "# is nested too deeply to be checked"
         return None if error is None else ajv_message(error)

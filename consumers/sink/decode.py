@@ -16,6 +16,7 @@ the contract tests check that it accepts nothing the schema rejects.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -24,10 +25,12 @@ import msgspec
 import orjson
 
 from ingest_core.paths import schema_path
-from ingest_core.record import dedup_value
+from ingest_core.record import MAX_EVENT_DEPTH, dedup_value
 from ingest_core.registry import Registry
 from ingest_core.store import Row
 from ingest_core.validation import SchemaValidator
+
+log = logging.getLogger(__name__)
 
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -61,7 +64,8 @@ def fast_record(value: bytes) -> tuple[FastRecord, bytes, dict[str, Any]] | None
     record; else None."""
     try:
         record = _fast_decoder.decode(value)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # RecursionError: msgspec gives up on ~1,000 levels of nesting, even inside ``event``.
         return None
     raw = bytes(record.event)
     # msgspec hands over the value's own bytes, without surrounding whitespace; orjson then checks
@@ -97,6 +101,15 @@ class Decoder:
         return at
 
     def decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Row | Rejected:
+        try:
+            return self._decode(topic, partition, offset, value)
+        except Exception as exc:
+            # A record that breaks the decoder must not stop the sink (it would break it again on
+            # every restart): it is set aside with the rest, and the bug is logged.
+            log.exception("record %s[%d]@%d could not be decoded", topic, partition, offset)
+            return Rejected("internal", f"the sink could not decode this record: {type(exc).__name__}")
+
+    def _decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Row | Rejected:
         if value is None:
             return Rejected("not_json", "record has no value")
         fast = fast_record(value)
@@ -111,15 +124,23 @@ class Decoder:
     def _decode_general(self, topic: str, partition: int, offset: int, value: bytes) -> Row | Rejected:
         try:
             doc = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return Rejected("not_json", "value is not valid JSON")
+        except orjson.JSONDecodeError as exc:
+            # The parser's reason (a position, or "depth limit exceeded") helps whoever replays it.
+            return Rejected("not_json", f"value is not valid JSON: {exc}")
         problem = self._record.first_error(doc)
         if problem is not None:
             return Rejected("bad_record", f"record: {problem}")
         event = doc["event"]
+        try:
+            event_json = orjson.dumps(event).decode()
+        except orjson.JSONEncodeError:
+            return Rejected(
+                "bad_record",
+                f"event: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)",
+            )
         return self._row(
             topic, partition, offset, doc["dataset"], doc["msgid"], doc["event_id"], event,
-            orjson.dumps(event).decode(), doc["obsrv_meta"]["syncts"],
+            event_json, doc["obsrv_meta"]["syncts"],
         )  # fmt: skip
 
     def _row(

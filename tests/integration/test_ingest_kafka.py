@@ -11,7 +11,13 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, running_gateway
+from tests.support.gateway import (
+    EXAMPLE_SCHEMA,
+    REFERENCE_EXAMPLE,
+    envelope,
+    event_with_levels,
+    running_gateway,
+)
 from tests.support.kafka import LocalBroker, free_port_pair, read_topic, unique
 
 pytestmark = pytest.mark.integration
@@ -102,6 +108,8 @@ async def test_key_defaults_to_msgid(kafka_bootstrap: str, tmp_path: Path) -> No
          "#properties/data/type should be object (this dataset takes one event per request)"),
         ("example", envelope([{"eid": "a"}, {"eid": 5}]), None, 400, "DATA_INGESTION_INVALID_INPUT",
          "data[1]: #properties/eid/type should be string"),
+        ("example", envelope(event_with_levels(254)), None, 400, "DATA_INGESTION_INVALID_INPUT",
+         "data: nested too deeply (objects and arrays at most 253 levels deep)"),
         ("nosuch", envelope({"a": 1}), None, 404, "DATASET_NOT_FOUND", "Dataset with id not found"),
         ("notopic", envelope({"a": 1}), None, 404, "TOPIC_NOT_FOUND", "Entry topic is not defined"),
     ],

@@ -163,8 +163,11 @@ async def test_bad_records_go_to_the_dlq_and_good_ones_around_them_persist(
         native_record(2),
         (b"k-schema", bad_schema),
         (b"k-unknown", build_value("nosuch", "u-1", "u-1", {"eid": "x"}, 1)),
+        # Once enough to stop the sink (a RecursionError), on every restart.
+        (b"k-deep", b'{"dataset": "example", "msgid": "d", "event_id": "d", "event": {"eid": "E", "x": '
+         + b'{"x":' * 1_010 + b"1" + b"}" * 1_010 + b'}, "obsrv_meta": {"syncts": 1}}'),
         native_record(3),
-    ]
+    ]  # fmt: skip
     # Partition by key: put all on partition 0 so "around them" is literal order.
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
     for key, value in records:
@@ -172,18 +175,19 @@ async def test_bad_records_go_to_the_dlq_and_good_ones_around_them_persist(
     assert producer.flush(30) == 0
     async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
         rows = await wait_for_rows(store_url, 4, timeout_s=30)
-        letters = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 4, 30.0)
+        letters = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 5, 30.0)
         text = await sink.metrics()
     assert sorted(r["event_id"] for r in rows) == [f"native:{i}" for i in range(4)]
-    assert len(letters) == 4
+    assert len(letters) == 5
     by_key = {m.key(): m for m in letters}
-    assert set(by_key) == {b"k-garbage", b"k-shape", b"k-schema", b"k-unknown"}
+    assert set(by_key) == {b"k-garbage", b"k-shape", b"k-schema", b"k-unknown", b"k-deep"}
     assert by_key[b"k-garbage"].value() == b"\x00\xff not json at all"  # original bytes
     for key, reason, fragment in [
         (b"k-garbage", b"not_json", b"not valid JSON"),
         (b"k-shape", b"bad_record", b"record: #required should have required property 'msgid'"),
         (b"k-schema", b"schema", b"event: #properties/eid/type should be string"),
         (b"k-unknown", b"unknown_dataset", b"unknown dataset 'nosuch'"),
+        (b"k-deep", b"bad_record", b"event: nested too deeply"),
     ]:
         headers = dict(by_key[key].headers() or [])
         assert headers["dlq.reason"] == reason
@@ -192,7 +196,7 @@ async def test_bad_records_go_to_the_dlq_and_good_ones_around_them_persist(
         assert headers["dlq.source.partition"] == b"0"
         assert headers["origin"] == b"native-test"  # original headers kept
     assert int(dict(by_key[b"k-garbage"].headers() or [])["dlq.source.offset"] or b"-1") == 1
-    assert metric_value(text, "sink_records_dead_lettered_total") == 4
+    assert metric_value(text, "sink_records_dead_lettered_total") == 5
 
 
 def _sink_process(

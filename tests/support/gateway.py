@@ -41,6 +41,14 @@ def envelope(data: Any, msgid: str = "m-1") -> dict[str, Any]:
     return {"id": "api.data.in", "ver": "v2", "ts": "1711966306164", "params": {"msgid": msgid}, "data": data}
 
 
+def event_with_levels(levels: int) -> dict[str, Any]:
+    """An event of the example dataset nesting objects ``levels`` deep, itself included."""
+    deep: dict[str, Any] = {}
+    for _ in range(levels - 2):
+        deep = {"x": deep}
+    return {"eid": "E", "deep": deep}
+
+
 @dataclass
 class GatewayHandle:
     session: aiohttp.ClientSession

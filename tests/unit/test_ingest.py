@@ -11,7 +11,7 @@ import pytest
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from gateway.ingest import Ingestor, msgid_of
 from ingest_core.registry import parse_registry
-from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope
+from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, event_with_levels
 
 REGISTRY = parse_registry(
     {
@@ -92,3 +92,12 @@ def test_msgid_of_tolerates_any_shape() -> None:
     assert msgid_of({"params": {"msgid": 5}}) is None
     assert msgid_of([1]) is None
     assert msgid_of({"params": []}) is None
+
+
+def test_nesting_up_to_the_limit_is_published_and_deeper_is_invalid_input() -> None:
+    [record] = INGESTOR.prepare("example", envelope([event_with_levels(253)])).records
+    assert orjson.loads(record.value)["event"] == event_with_levels(253)
+    # One level more, and serialising it failed: a 500 for what is the client's input.
+    with pytest.raises(InvalidInput) as info:
+        INGESTOR.prepare("example", envelope([{"eid": "a"}, event_with_levels(254)]))
+    assert info.value.message == "data[1]: nested too deeply (objects and arrays at most 253 levels deep)"

@@ -109,3 +109,42 @@ def test_a_lone_surrogate_is_not_json_rather_than_a_row_the_store_cannot_encode(
     out = DECODER.decode("t.example", 0, 0, value.encode())
     assert isinstance(out, Rejected)
     assert out.reason == "not_json"
+
+
+def nested(levels: int) -> bytes:
+    """JSON text of ``levels`` objects, one inside the other."""
+    return b'{"x":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
+
+
+@pytest.mark.parametrize(
+    ("levels", "syncts", "reason", "fragment"),
+    [
+        # Deeper than msgspec goes (~1,000): the general path, which must re-serialise the event.
+        (1_010, b"5", "bad_record", "event: nested too deeply (objects and arrays at most 253 levels deep)"),
+        # Deeper than orjson parses (1,024): its reason is kept.
+        (1_100, b"5", "not_json", "value is not valid JSON: depth limit exceeded"),
+        # The general path (a float syncts) beyond what orjson serialises.
+        (300, b"5.0", "bad_record", "nested too deeply"),
+    ],
+)
+def test_deeply_nested_records_are_rejected_not_raised(
+    levels: int, syncts: bytes, reason: str, fragment: str
+) -> None:
+    # Such a record raised RecursionError out of the decoder: the sink stopped, and stopped again
+    # on the same record after every restart.
+    value = (
+        b'{"dataset": "example", "msgid": "m", "event_id": "m:0", "event": {"eid": "E", "deep": '
+        + nested(levels) + b'}, "obsrv_meta": {"syncts": ' + syncts + b"}}"
+    )  # fmt: skip
+    out = DECODER.decode("t.example", 0, 0, value)
+    assert isinstance(out, Rejected)
+    assert (out.reason, fragment in out.error) == (reason, True), out.error
+
+
+def test_a_record_that_breaks_the_decoder_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(DECODER, "_row", broken)
+    out = DECODER.decode("t.example", 0, 0, build_value("example", "m", "m", {"eid": "E"}, 1))
+    assert out == Rejected("internal", "the sink could not decode this record: KeyError")

@@ -138,3 +138,12 @@ def test_references_within_the_schema_are_followed() -> None:
     })  # fmt: skip
     assert validator.first_error({"a": "x", "b": "y"}) is None
     assert validator.first_error({"a": "x", "b": 1}) == "#properties/b/type should be string"
+
+
+def test_an_instance_too_deep_for_jsonschema_is_invalid_not_an_exception() -> None:
+    # A recursive schema fails the fast path at every level; jsonschema then recurses in Python.
+    validator = SchemaValidator({"type": "object", "additionalProperties": {"$ref": "#"}})
+    instance: dict[str, Any] = {"x": 1}
+    for _ in range(1_000):
+        instance = {"x": instance}
+    assert validator.first_error(instance) == "# is nested too deeply to be checked"
