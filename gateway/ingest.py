@@ -16,7 +16,7 @@ import orjson
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from gateway.publisher import OutRecord
 from ingest_core.paths import schema_path
-from ingest_core.record import MAX_EVENT_DEPTH, build_headers, build_value, event_id_for, key_for
+from ingest_core.record import MAX_EVENT_DEPTH, build_headers, build_value, event_id_for, holds_nul, key_for
 from ingest_core.registry import Registry
 from ingest_core.validation import SchemaValidator
 
@@ -44,10 +44,11 @@ class Ingestor:
         self._max_batch = max_batch_events
         self._envelope = SchemaValidator(json.loads(schema_path("envelope.json").read_text("utf-8")))
 
-    def prepare(self, dataset_id: str, doc: Any) -> Prepared:
+    def prepare(self, dataset_id: str, doc: Any, may_hold_nul: bool = True) -> Prepared:
         """Check a parsed request and build its records.
 
-        Raises InvalidInput, DatasetNotFound or TopicNotDefined.
+        ``may_hold_nul``: False when the request's bytes hold no ``\\u0000``, which spares looking
+        for U+0000 in its strings. Raises InvalidInput, DatasetNotFound or TopicNotDefined.
         """
         problem = self._envelope.first_error(doc)
         if problem is not None:
@@ -74,6 +75,15 @@ class Ingestor:
                 if problem is not None:
                     where = f"data[{i}]" if batch else "data"
                     raise InvalidInput(f"{where}: {problem}")
+        if may_hold_nul:
+            if holds_nul(msgid):
+                raise InvalidInput("params.msgid: holds the character U+0000, which cannot be stored")
+            for i, event in enumerate(events):
+                if holds_nul(event):
+                    where = f"data[{i}]" if batch else "data"
+                    raise InvalidInput(
+                        f"{where}: a string holds the character U+0000, which cannot be stored"
+                    )
         syncts = int(time.time() * 1000)
         name, key_field, dedup = dataset.id, dataset.key, dataset.dedup_key
         name_b, msgid_b = name.encode(), msgid.encode()

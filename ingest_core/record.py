@@ -57,6 +57,33 @@ def key_for(event: dict[str, Any], key_field: str | None, msgid: str) -> bytes:
     return msgid.encode()
 
 
+# The JSON escape of U+0000. PostgreSQL's text and jsonb cannot hold that character, so no record
+# holding it in a stored field is accepted, whatever the store. Raw control characters are invalid
+# in JSON strings: the escape is the only way in, and cheap to look for in the bytes first.
+NUL_ESCAPE = b"\\u0000"
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether any string in ``value``, object keys included, holds U+0000.
+
+    Iterative: values come nested up to 1,024 levels deep, beyond Python's recursion limit.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return True
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 # How deeply an event may nest objects and arrays: orjson serialises at most 254 levels, and the
 # record's own object is one of them. ``build_value`` raises orjson.JSONEncodeError beyond it.
 MAX_EVENT_DEPTH = 253

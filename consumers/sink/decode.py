@@ -25,7 +25,7 @@ import msgspec
 import orjson
 
 from ingest_core.paths import schema_path
-from ingest_core.record import MAX_EVENT_DEPTH, dedup_value
+from ingest_core.record import MAX_EVENT_DEPTH, NUL_ESCAPE, dedup_value, holds_nul
 from ingest_core.registry import Registry
 from ingest_core.store import Row
 from ingest_core.validation import SchemaValidator
@@ -79,6 +79,16 @@ def fast_record(value: bytes) -> tuple[FastRecord, bytes, dict[str, Any]] | None
     return record, raw, event
 
 
+def _stored_fields_hold_nul(value: bytes) -> bool:
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False  # not JSON: the decoder says so
+    return isinstance(doc, dict) and holds_nul(
+        [doc.get(k) for k in ("dataset", "msgid", "event_id", "event")]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     reason: str  # bounded: a metric label
@@ -112,6 +122,10 @@ class Decoder:
     def _decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Row | Rejected:
         if value is None:
             return Rejected("not_json", "record has no value")
+        if NUL_ESCAPE in value and _stored_fields_hold_nul(value):
+            return Rejected(
+                "bad_record", "record: a string holds the character U+0000, which cannot be stored"
+            )
         fast = fast_record(value)
         if fast is None:
             return self._decode_general(topic, partition, offset, value)

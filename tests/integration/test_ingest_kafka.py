@@ -110,6 +110,8 @@ async def test_key_defaults_to_msgid(kafka_bootstrap: str, tmp_path: Path) -> No
          "data[1]: #properties/eid/type should be string"),
         ("example", envelope(event_with_levels(254)), None, 400, "DATA_INGESTION_INVALID_INPUT",
          "data: nested too deeply (objects and arrays at most 253 levels deep)"),
+        ("example", envelope([{"eid": "a"}, {"eid": "b", "k\x00": 1}]), None, 400,
+         "DATA_INGESTION_INVALID_INPUT", "data[1]: a string holds the character U+0000, which cannot be stored"),
         ("nosuch", envelope({"a": 1}), None, 404, "DATASET_NOT_FOUND", "Dataset with id not found"),
         ("notopic", envelope({"a": 1}), None, 404, "TOPIC_NOT_FOUND", "Entry topic is not defined"),
     ],

@@ -199,6 +199,30 @@ async def test_bad_records_go_to_the_dlq_and_good_ones_around_them_persist(
     assert metric_value(text, "sink_records_dead_lettered_total") == 5
 
 
+async def test_a_nul_character_is_dead_lettered_on_every_store(
+    kafka_bootstrap: str, tmp_path: Path, store_url: str
+) -> None:
+    # U+0000 is valid JSON, but PostgreSQL's jsonb and text refuse it: such a batch was retried
+    # forever, and the sink stuck on it. Refused on SQLite too, so the rows do not depend on the store.
+    topic, dlq = unique("ingest.nul"), unique("ingest.dlq")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic, dlq)
+    records: list[tuple[bytes | None, bytes]] = [
+        native_record(0),
+        (b"k-nul", build_value("example", "nul", "nul:0", {"eid": "E", "note": "a\x00b"}, 1)),
+        native_record(1),
+        # A backslash followed by "u0000" is text like any other.
+        (b"k-text", build_value("example", "text", "text:0", {"eid": "E", "note": "\\u0000"}, 1)),
+    ]
+    await asyncio.to_thread(produce_records, kafka_bootstrap, topic, records)
+    async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq):
+        rows = await wait_for_rows(store_url, 3, timeout_s=30)
+        [letter] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
+    assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1", "text:0"]
+    headers = dict(letter.headers() or [])
+    assert (letter.key(), headers["dlq.reason"]) == (b"k-nul", b"bad_record")
+    assert b"U+0000" in (headers["dlq.error"] or b"")
+
+
 def _sink_process(
     bootstrap: str, registry: Registry, store_url: str, group: str, port: int
 ) -> subprocess.Popen[bytes]:

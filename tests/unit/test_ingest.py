@@ -101,3 +101,25 @@ def test_nesting_up_to_the_limit_is_published_and_deeper_is_invalid_input() -> N
     with pytest.raises(InvalidInput) as info:
         INGESTOR.prepare("example", envelope([{"eid": "a"}, event_with_levels(254)]))
     assert info.value.message == "data[1]: nested too deeply (objects and arrays at most 253 levels deep)"
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (envelope({"eid": "a\x00"}), "data: a string holds the character U+0000, which cannot be stored"),
+        (envelope([{"eid": "a"}, {"eid": "b", "x": [{"k\x00": 1}]}]),
+         "data[1]: a string holds the character U+0000, which cannot be stored"),
+        (envelope({"eid": "a"}, msgid="m\x00"), "params.msgid: holds the character U+0000, which cannot be stored"),
+    ],
+)  # fmt: skip
+def test_nul_characters_are_refused(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        INGESTOR.prepare("example", doc)
+    assert info.value.message == message
+    # The route only looks when the body's bytes hold the escape; told there is none, nothing is checked.
+    assert INGESTOR.prepare("example", doc, may_hold_nul=False).records
+
+
+def test_a_backslash_before_u0000_is_ordinary_text() -> None:
+    [record] = INGESTOR.prepare("example", envelope({"eid": "\\u0000"})).records
+    assert orjson.loads(record.value)["event"] == {"eid": "\\u0000"}

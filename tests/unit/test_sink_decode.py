@@ -148,3 +148,23 @@ def test_a_record_that_breaks_the_decoder_is_rejected_not_raised(monkeypatch: py
     monkeypatch.setattr(DECODER, "_row", broken)
     out = DECODER.decode("t.example", 0, 0, build_value("example", "m", "m", {"eid": "E"}, 1))
     assert out == Rejected("internal", "the sink could not decode this record: KeyError")
+
+
+@pytest.mark.parametrize(
+    ("value", "nul"),
+    [
+        (build_value("example", "m", "m:0", {"eid": "E", "x": ["\x00"]}, 1), True),
+        (build_value("example", "m\x00", "m:0", {"eid": "E"}, 1), True),
+        (build_value("example", "m", "m:0", {"eid": "\\u0000"}, 1), False),  # a backslash, then text
+        (b'{"dataset": "example", "msgid": "m", "event_id": "m:0", "event": {"eid": "E"},'
+         b' "obsrv_meta": {"syncts": 1}, "note": "\\u0000"}', False),  # not a stored field
+    ],
+)  # fmt: skip
+def test_nul_characters_in_stored_fields_are_rejected(value: bytes, nul: bool) -> None:
+    out = DECODER.decode("t.example", 0, 0, value)
+    if nul:
+        assert out == Rejected(
+            "bad_record", "record: a string holds the character U+0000, which cannot be stored"
+        )
+    else:
+        assert isinstance(out, Row)
