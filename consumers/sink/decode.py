@@ -32,6 +32,9 @@ from ingest_core.validation import SchemaValidator
 
 log = logging.getLogger(__name__)
 
+# The record schema's bound: the last millisecond of year 9999, the latest a timestamp column holds.
+MAX_SYNCTS_MS = 253_402_300_799_999
+
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -42,7 +45,7 @@ class _Source(msgspec.Struct):
 
 
 class _Meta(msgspec.Struct):
-    syncts: Annotated[int, msgspec.Meta(ge=0)]
+    syncts: Annotated[int, msgspec.Meta(ge=0, le=MAX_SYNCTS_MS)]
     source: _Source | msgspec.UnsetType = msgspec.UNSET
 
 

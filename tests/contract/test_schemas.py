@@ -44,11 +44,12 @@ def _record_mutations() -> list[object]:
         for bad in wrong:
             out.append({**base, key: bad})
         out.append({k: v for k, v in base.items() if k != key})
-    for bad in (None, -1, 1.5, "1", True, [], {}):
+    for bad in (None, -1, 1.5, "1", True, [], {}, 253402300800000, 10**30, 1e30):
         out.append({**base, "obsrv_meta": {**base["obsrv_meta"], "syncts": bad}})
     for bad in (None, 1, "s", [], {"connector": 1}, {"connectorInstance": None}, {"connector": "a"}, {}):
         out.append({**base, "obsrv_meta": {**base["obsrv_meta"], "source": bad}})
     out.append({**base, "obsrv_meta": {"syncts": 5}})
+    out.append({**base, "obsrv_meta": {"syncts": 253402300799999}})
     out.append({**base, "extra": 1})
     return out
 
@@ -67,3 +68,10 @@ def test_sink_fast_record_check_accepts_the_valid_examples() -> None:
 
     for path in (SCHEMAS / "examples" / "valid" / "record").glob("*.json"):
         assert fast_record(path.read_bytes()) is not None, path.name
+
+
+def test_the_fast_record_check_and_the_schema_share_the_latest_syncts() -> None:
+    from consumers.sink.decode import MAX_SYNCTS_MS
+
+    record = json.loads((SCHEMAS / "record.json").read_text("utf-8"))
+    assert record["properties"]["obsrv_meta"]["properties"]["syncts"]["maximum"] == MAX_SYNCTS_MS

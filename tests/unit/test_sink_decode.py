@@ -55,6 +55,9 @@ def test_dedup_key_gives_the_same_event_id_as_the_gateway() -> None:
         ("t.example", build_value("nosuch", "m", "m", {}, 1), "unknown_dataset", "unknown dataset 'nosuch'"),
         ("t.other", build_value("example", "m", "m", {"eid": "E"}, 1), "wrong_topic", "does not use topic 't.other'"),
         ("t.example", build_value("example", "m", "m", {"eid": 1}, 1), "schema", "event: #properties/eid/type should be string"),
+        # Beyond year 9999: no timestamp column holds it (it stopped the sink, a ValueError).
+        ("t.example", build_value("example", "m", "m", {"eid": "E"}, 253402300800000), "bad_record",
+         "record: #properties/obsrv_meta/properties/syncts/maximum should be <= 253402300799999"),
     ],
 )  # fmt: skip
 def test_bad_records_are_rejected_with_their_reason(
