@@ -19,7 +19,7 @@ from consumers.sink.decode import Decoder, Rejected
 from consumers.sink.metrics import SinkMetrics
 from consumers.sink.settings import SinkSettings
 from ingest_core.registry import Registry
-from ingest_core.store import Row, Store, StoreUnavailable
+from ingest_core.store import Row, RowsRefused, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class SinkService:
                     for letter in letters:
                         self._metrics.dead_lettered.labels(letter.reason).inc()
                     letters = []  # sent: a retry of the rows must not send them twice
-                inserted = await self._store.insert_records(rows)
+                inserted = await self._persist(rows, messages)
                 break
             except (StoreUnavailable, DeadLetterError) as exc:
                 self._metrics.store_errors.inc()
@@ -99,6 +99,36 @@ class SinkService:
         self._metrics.duplicates.inc(len(rows) - inserted)
         self._metrics.batch_seconds.observe(time.perf_counter() - start)
         return True
+
+    async def _persist(self, rows: list[Row], messages: Sequence[Message]) -> int:
+        """Insert the rows; those the database refuses for their data go to the dead-letter topic.
+
+        Such a row (one the decoder let through) would fail its batch on every retry, stalling the
+        sink. The batch is then written by halves, down to the refused rows alone; the halves
+        already written are duplicates, ignored, if the batch is retried or redelivered.
+        """
+        try:
+            return await self._store.insert_records(rows)
+        except RowsRefused:
+            pass
+        inserted, refused = await self._insert_by_halves(rows)
+        at = {(m.topic() or "", m.partition() or 0, m.offset() or 0): m for m in messages}  # as decoded
+        letters = [DeadLetter(at[(r.topic, r.partition, r.offset)], "store_refused", e) for r, e in refused]
+        log.warning("%d of %d rows refused by the store, dead-lettered", len(letters), len(rows))
+        await self._dlq.send(letters)
+        self._metrics.dead_lettered.labels("store_refused").inc(len(letters))
+        return inserted
+
+    async def _insert_by_halves(self, rows: list[Row]) -> tuple[int, list[tuple[Row, str]]]:
+        try:
+            return await self._store.insert_records(rows), []
+        except RowsRefused as exc:
+            if len(rows) == 1:
+                return 0, [(rows[0], str(exc)[:1000])]
+        half = len(rows) // 2
+        first, first_refused = await self._insert_by_halves(rows[:half])
+        second, second_refused = await self._insert_by_halves(rows[half:])
+        return first + second, first_refused + second_refused
 
     def _update_lag(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         """Lag per partition; called by the runner between polls (never from a batch)."""

@@ -11,6 +11,11 @@ class StoreUnavailable(RuntimeError):
     """The database cannot be reached or refused the write; retrying later may succeed."""
 
 
+class RowsRefused(Exception):
+    """The database refused the rows' data itself (e.g. a character it cannot hold): retrying the same
+    rows fails the same way. Nothing was written."""
+
+
 class Row(NamedTuple):
     # A NamedTuple: one is built per record on the sink's hot path.
     dataset: str
@@ -31,7 +36,7 @@ class Store(Protocol):
     async def insert_records(self, rows: Sequence[Row]) -> int:
         """Insert in one transaction, ignoring rows whose (dataset, event_id) exists.
 
-        Returns how many rows were new. Raises StoreUnavailable (nothing was written).
+        Returns how many rows were new. Raises StoreUnavailable or RowsRefused (nothing was written).
         """
         ...
 

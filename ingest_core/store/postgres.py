@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from ingest_core.store.base import Row, StoreUnavailable
+from ingest_core.store.base import Row, RowsRefused, StoreUnavailable
 from ingest_core.store.migrations import MIGRATIONS
 
 # Anything that means "the database is not there or not usable right now". InternalClientError is
@@ -100,6 +100,10 @@ class PostgresStore:
                     # Some key exists (a redelivery after a crash, a msgid posted twice) or repeats
                     # within the batch: the savepoint is gone, the slower idempotent path runs.
                     status = await self._insert_skipping_existing(conn, records)
+        except asyncpg.DataError as exc:
+            # SQLSTATE class 22 (or a value asyncpg cannot encode): the rows, not the database. The
+            # connection is fine; the transaction was rolled back.
+            raise RowsRefused(f"PostgreSQL: {exc}") from exc
         except _UNAVAILABLE as exc:
             await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc

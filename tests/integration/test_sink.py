@@ -223,6 +223,30 @@ async def test_a_nul_character_is_dead_lettered_on_every_store(
     assert b"U+0000" in (headers["dlq.error"] or b"")
 
 
+async def test_rows_the_store_refuses_are_dead_lettered_and_the_rest_persist(
+    kafka_bootstrap: str, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The decoder's U+0000 check switched off stands for any row it lets through that PostgreSQL
+    # will never take: the batch is written by halves and only that row is set aside.
+    monkeypatch.setattr("consumers.sink.decode.NUL_ESCAPE", b"\xff never in JSON")
+    topic, dlq = unique("ingest.refused"), unique("ingest.dlq")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic, dlq)
+    records: list[tuple[bytes | None, bytes]] = [native_record(i) for i in range(40)]
+    records.insert(17, (b"k-refused", build_value("example", "r", "r:0", {"eid": "E", "note": "a\x00b"}, 1)))
+    await asyncio.to_thread(produce_records, kafka_bootstrap, topic, records)
+    async with running_sink(kafka_bootstrap, registry, postgres_url, dlq_topic=dlq) as sink:
+        rows = await wait_for_rows(postgres_url, 40, timeout_s=30)
+        [letter] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
+        text = await sink.metrics()
+        ready = await sink.ready_status()
+    assert sorted(r["event_id"] for r in rows) == sorted(f"native:{i}" for i in range(40))
+    headers = dict(letter.headers() or [])
+    assert (letter.key(), headers["dlq.reason"]) == (b"k-refused", b"store_refused")
+    assert b"PostgreSQL" in (headers["dlq.error"] or b"")
+    assert metric_value(text, 'sink_records_dead_lettered_total{reason="store_refused"}') == 1
+    assert ready == 200
+
+
 def _sink_process(
     bootstrap: str, registry: Registry, store_url: str, group: str, port: int
 ) -> subprocess.Popen[bytes]:

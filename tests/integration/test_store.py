@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
-from ingest_core.store import Row, open_store
+from ingest_core.store import Row, RowsRefused, open_store
 from tests.support.kafka import ROOT
 from tests.support.proc import children_of, running
 from tests.support.store import fetch_rows
@@ -109,3 +110,17 @@ def test_the_sqlite_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> No
         while running(writers[0]):
             assert time.monotonic() < deadline, "the orphaned writer kept running"
             time.sleep(0.1)
+
+
+async def test_postgres_refusing_the_rows_data_is_not_unavailability(postgres_url: str) -> None:
+    # U+0000 in a text column: PostgreSQL refuses it on every attempt, so it must not be retried as
+    # an outage (the sink would stall on it); the connection stays usable.
+    store = open_store(postgres_url)
+    try:
+        await store.migrate()
+        with pytest.raises(RowsRefused):
+            await store.insert_records(rows(["ok-1", "bad\x00id"]))
+        assert await store.insert_records(rows(["ok-1", "ok-2"])) == 2
+    finally:
+        await store.close()
+    assert sorted(by_id(await fetch_rows(postgres_url))) == ["ok-1", "ok-2"]
