@@ -108,7 +108,7 @@ class Bench:
     def raw_producer(self, client: str) -> Result:
         topic = self.topic(f"raw-{client}")
         out = subprocess.run(
-            [sys.executable, "-m", "bench.producers", client, self.bootstrap, topic, str(self.args.records)],
+            [sys.executable, "-m", "bench.producers", client, self.bootstrap, topic, str(self.args.seconds)],
             capture_output=True,
             text=True,
             check=True,
@@ -417,7 +417,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--records", type=int, default=300_000, help="records per raw-producer run")
     parser.add_argument("--sink-records", type=int, default=1_000_000)
     parser.add_argument("--overload-connections", type=int, default=1000)
     parser.add_argument(
