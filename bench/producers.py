@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
 
 import orjson
 
@@ -118,12 +117,10 @@ async def aiokafka(bootstrap: str, topic: str, seconds: float) -> float:
 
 def main() -> None:
     client, bootstrap, topic, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    run: Callable[[], float]
     if client == "confluent":
-        run = lambda: confluent(bootstrap, topic, seconds)  # noqa: E731
+        rate = confluent(bootstrap, topic, seconds)
     else:
-        run = lambda: asyncio.run(aiokafka(bootstrap, topic, seconds))  # noqa: E731
-    rate = run()
+        rate = asyncio.run(aiokafka(bootstrap, topic, seconds))
     size = sum(len(record_value(i)) for i in range(_DISTINCT)) / _DISTINCT
     print(orjson.dumps({"records_per_s": rate, "mb_per_s": rate * size / 1e6}).decode())
 

@@ -114,9 +114,10 @@ class SinkService:
         inserted, refused = await self._insert_by_halves(rows)
         at = {(m.topic() or "", m.partition() or 0, m.offset() or 0): m for m in messages}  # as decoded
         letters = [DeadLetter(at[(r.topic, r.partition, r.offset)], "store_refused", e) for r, e in refused]
-        log.warning("%d of %d rows refused by the store, dead-lettered", len(letters), len(rows))
-        await self._dlq.send(letters)
-        self._metrics.dead_lettered.labels("store_refused").inc(len(letters))
+        if letters:  # none: the refusal did not recur row by row, and everything is written
+            log.warning("%d of %d rows refused by the store, dead-lettered", len(letters), len(rows))
+            await self._dlq.send(letters)
+            self._metrics.dead_lettered.labels("store_refused").inc(len(letters))
         return inserted
 
     async def _insert_by_halves(self, rows: list[Row]) -> tuple[int, list[tuple[Row, str]]]:

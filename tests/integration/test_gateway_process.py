@@ -16,22 +16,13 @@ import pytest
 
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, write_registry
 from tests.support.kafka import ROOT, free_port_pair, unique
-from tests.support.proc import children_of
+from tests.support.proc import children_of, running, spawned_children
 
 pytestmark = pytest.mark.integration
 
 
-def worker_pids(supervisor: int) -> list[int]:
-    return [
-        p
-        for p in children_of(supervisor)
-        if b"multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_bytes()
-    ]
-
-
 def is_gone(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return not running(pid)
 
 
 def kill_all(proc: subprocess.Popen[bytes]) -> None:
@@ -86,7 +77,7 @@ async def two_worker_gateway(
     proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_WORKERS": "2"})
     try:
         await wait_ready(port)
-        workers = worker_pids(proc.pid)
+        workers = spawned_children(proc.pid)
     except BaseException:
         kill_all(proc)
         raise
@@ -172,7 +163,7 @@ def test_workers_stop_when_the_supervisor_is_killed_while_they_start(
     )
     try:
         deadline = time.monotonic() + 30
-        while len(workers := worker_pids(proc.pid)) < 2:
+        while len(workers := spawned_children(proc.pid)) < 2:
             assert time.monotonic() < deadline, "the supervisor did not start its workers"
             time.sleep(0.01)
         proc.kill()

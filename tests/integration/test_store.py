@@ -17,7 +17,7 @@ import pytest
 
 from ingest_core.store import Row, RowsRefused, open_store
 from tests.support.kafka import ROOT
-from tests.support.proc import children_of, running
+from tests.support.proc import running, spawned_children
 from tests.support.store import fetch_rows
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, 123000, tzinfo=UTC)
@@ -100,8 +100,7 @@ def test_the_sqlite_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> No
         try:
             assert holder.stdout is not None
             assert holder.stdout.readline() == b"ready\n"
-            writers = [p for p in children_of(holder.pid)
-                       if b"multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+            writers = spawned_children(holder.pid)
             assert len(writers) == 1
         finally:
             holder.kill()  # SIGKILL: the store gets no chance to stop its writer

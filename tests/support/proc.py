@@ -25,3 +25,15 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The children of ``pid`` that multiprocessing started with "spawn" (workers, writer processes)."""
+    out = []
+    for child in children_of(pid):
+        try:
+            if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:
+            continue  # gone meanwhile
+    return out
