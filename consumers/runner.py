@@ -137,11 +137,15 @@ class BatchRunner:
             await asyncio.to_thread(self.consumer.close)
 
     def _start(self, batch: list[Message]) -> None:
-        ends: dict[tuple[str, int], int] = {}
+        # A partition's messages come in offset order, so its last one is its highest: no max()
+        # per message. (Were they not, the commit would be lower, and only cause a redelivery.)
+        last: dict[tuple[str | None, int | None], int | None] = {}
         for msg in batch:
-            key = (msg.topic() or "", msg.partition() or 0)
-            ends[key] = max(ends.get(key, 0), (msg.offset() or 0) + 1)
-        offsets = [TopicPartition(topic, partition, end) for (topic, partition), end in ends.items()]
+            last[(msg.topic(), msg.partition())] = msg.offset()
+        offsets = [
+            TopicPartition(topic or "", partition or 0, (offset or 0) + 1)
+            for (topic, partition), offset in last.items()
+        ]
         task = asyncio.create_task(self._handle(batch))
         with self._lock:
             self._pending.append((offsets, task))

@@ -10,7 +10,7 @@ from gateway.errors import InvalidInput, Overloaded, PayloadTooLarge
 from gateway.handling import MSGID_KEY, Routes
 from gateway.ingest import msgid_of
 from gateway.responses import success_body
-from ingest_core.record import NUL_ESCAPE
+from ingest_core.record import may_hold_nul
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -36,7 +36,7 @@ async def ingest(request: web.Request) -> web.Response:
         msgid = msgid_of(doc)
         if msgid is not None:
             request[MSGID_KEY] = msgid
-        prepared = ctx.ingestor.prepare(request.match_info["dataset_id"], doc, NUL_ESCAPE in body)
+        prepared = ctx.ingestor.prepare(request.match_info["dataset_id"], doc, may_hold_nul(body))
         # While Kafka acknowledges, neither the parsed request nor its records stay referenced here
         # (the publisher lets the records go once queued): freed at once, their memory is reused
         # warm by the next request instead of some 30 requests' objects sitting out the wait.

@@ -228,7 +228,7 @@ async def test_rows_the_store_refuses_are_dead_lettered_and_the_rest_persist(
 ) -> None:
     # The decoder's U+0000 check switched off stands for any row it lets through that PostgreSQL
     # will never take: the batch is written by halves and only that row is set aside.
-    monkeypatch.setattr("consumers.sink.decode.NUL_ESCAPE", b"\xff never in JSON")
+    monkeypatch.setattr("consumers.sink.decode.may_hold_nul", lambda _value: False)
     topic, dlq = unique("ingest.refused"), unique("ingest.dlq")
     registry = await make_registry(kafka_bootstrap, tmp_path, topic, dlq)
     records: list[tuple[bytes | None, bytes]] = [native_record(i) for i in range(40)]

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from gateway.ingest import Ingestor, msgid_of
+from ingest_core.record import holds_nul, may_hold_nul
 from ingest_core.registry import parse_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, event_with_levels
 
@@ -123,3 +124,20 @@ def test_nul_characters_are_refused(doc: dict[str, Any], message: str) -> None:
 def test_a_backslash_before_u0000_is_ordinary_text() -> None:
     [record] = INGESTOR.prepare("example", envelope({"eid": "\\u0000"})).records
     assert orjson.loads(record.value)["event"] == {"eid": "\\u0000"}
+
+
+@pytest.mark.parametrize(
+    ("body", "may"),
+    [
+        (b'{"eid": "plain"}', False),
+        (b'{"eid": "a\\nb", "note": "u0000"}', False),  # a backslash, but not the escape after it
+        (b'{"eid": "\\u0000"}', True),
+        (b'{"eid": "x\\"y", "note": "z\\u0000"}', True),  # the escape after an earlier backslash
+        (b'{"eid": "\\\\u0000"}', True),  # the text \u0000: looked at, then found to be no U+0000
+    ],
+)
+def test_the_byte_check_finds_every_nul_escape(body: bytes, may: bool) -> None:
+    assert may_hold_nul(body) is may
+    # What the byte check lets through can hold no U+0000.
+    if not may:
+        assert not holds_nul(orjson.loads(body))
