@@ -11,12 +11,9 @@ import json
 import time
 from typing import Any, NamedTuple
 
-import orjson
-
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
-from gateway.publisher import OutRecord
 from ingest_core.paths import schema_path
-from ingest_core.record import MAX_EVENT_DEPTH, build_headers, build_value, event_id_for, holds_nul, key_for
+from ingest_core.record import MAX_EVENT_DEPTH, EventTooDeep, OutRecord, build_records, holds_nul
 from ingest_core.registry import Registry
 from ingest_core.validation import SchemaValidator
 
@@ -84,21 +81,13 @@ class Ingestor:
                     raise InvalidInput(
                         f"{where}: a string holds the character U+0000, which cannot be stored"
                     )
-        syncts = int(time.time() * 1000)
-        name, key_field, dedup = dataset.id, dataset.key, dataset.dedup_key
-        name_b, msgid_b = name.encode(), msgid.encode()
-        records = []
-        for i, event in enumerate(events):
-            event_id = event_id_for(msgid, i if batch else None, event, dedup)
-            try:
-                value = build_value(name, msgid, event_id, event, syncts)
-            except orjson.JSONEncodeError:
-                # The one thing serialising a parsed event can refuse: orjson's nesting limit.
-                where = f"data[{i}]" if batch else "data"
-                raise InvalidInput(
-                    f"{where}: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)"
-                ) from None
-            records.append(
-                OutRecord(key_for(event, key_field, msgid), value, build_headers(name_b, event_id, msgid_b))
+        try:
+            records = build_records(
+                dataset.id, msgid, events, batch, dataset.key, dataset.dedup_key, int(time.time() * 1000)
             )
-        return Prepared(dataset=name, topic=dataset.entry_topic, records=records)
+        except EventTooDeep as exc:
+            where = f"data[{exc.index}]" if batch else "data"
+            raise InvalidInput(
+                f"{where}: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)"
+            ) from None
+        return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records)

@@ -23,8 +23,9 @@ from aiokafka.errors import (
 )
 
 from gateway.errors import KafkaUnavailable, PayloadTooLarge, TopicMissing
-from gateway.publisher import OutRecord, ProducerOptions
+from gateway.publisher import ProducerOptions
 from gateway.topic_watch import TopicWatch
+from ingest_core.record import OutRecord
 
 
 def _error_for(exc: BaseException) -> Exception:

@@ -26,8 +26,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
-from gateway.publisher import OutRecord, ProducerOptions
+from gateway.publisher import ProducerOptions
 from gateway.topic_watch import TopicWatch
+from ingest_core.record import OutRecord
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,10 @@ class ConfluentPublisher:
         produce = self._producer.produce
         for key, value, headers in records:
             try:
-                produce(topic, value, key, headers=headers, on_delivery=delivery)
+                # Positional (topic, value, key, partition, callback, on_delivery, timestamp,
+                # headers): keywords cost ~0.5 µs more per record to match. -1 is "any partition"
+                # (the key decides), 0 "now": the defaults.
+                produce(topic, value, key, -1, delivery, None, 0, headers)
             except BufferError:
                 # Nobody will wait for this request now: its queued records' reports are ignored,
                 # but they are still served promptly, so the queue drains for the next requests.

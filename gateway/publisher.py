@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-
-class OutRecord(NamedTuple):
-    # A NamedTuple, not a dataclass: one is built per event on the hot path, and this is ~3x cheaper.
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, str | bytes | None]]
+from ingest_core.record import OutRecord
 
 
 @dataclass(frozen=True, slots=True)

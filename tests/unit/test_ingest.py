@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from gateway.ingest import Ingestor, msgid_of
-from ingest_core.record import holds_nul, may_hold_nul
+from ingest_core.record import build_value, holds_nul, may_hold_nul
 from ingest_core.registry import parse_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, event_with_levels
 
@@ -20,6 +20,7 @@ REGISTRY = parse_registry(
             {"id": "example", "entry_topic": "t.example", "schema": str(EXAMPLE_SCHEMA), "key": "eid"},
             {"id": "single", "entry_topic": "t.single", "batch": False},
             {"id": "dedup", "entry_topic": "t.dedup", "dedup_key": "uid"},
+            {"id": "keyed", "entry_topic": "t.keyed", "key": "k"},
             {"id": "none", "entry_topic": None},
         ]
     },
@@ -55,6 +56,20 @@ def test_batch_event_ids_and_default_key() -> None:
         "example", envelope([{"eid": "a"}, {"eid": "b"}, {"eid": "c", "x": None}], "m")
     )
     assert [orjson.loads(r.value)["event_id"] for r in prepared.records] == ["m:0", "m:1", "m:2"]
+
+
+def test_batch_records_are_build_values_with_their_own_keys_and_headers() -> None:
+    events = [{"k": "a"}, {"k": 7}, {"k": True}, {"k": ""}, {"k": [1]}]
+    records = INGESTOR.prepare("keyed", envelope(events, "m")).records
+    syncts = orjson.loads(records[0].value)["obsrv_meta"]["syncts"]
+    # build_value is the reference the sink's and the bench's records are made with.
+    assert [r.value for r in records] == [
+        build_value("keyed", "m", f"m:{i}", e, syncts) for i, e in enumerate(events)
+    ]
+    assert [r.key for r in records] == [b"a", b"7", b"true", b"m", b"m"]
+    assert [dict(r.headers) for r in records] == [
+        {"dataset": b"keyed", "event_id": f"m:{i}".encode(), "msgid": b"m"} for i in range(len(events))
+    ]
 
 
 def test_key_falls_back_to_msgid_when_field_absent_or_not_scalar() -> None:
