@@ -13,6 +13,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message
 
+from tests.support.proc import stop_when_gone
+
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 
@@ -48,11 +50,15 @@ class LocalBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "KAFKA_LOCAL_PORT": str(self.port), "KAFKA_DATA_DIR": str(self.data_dir)}
+
     def _run(self, command: str) -> None:
-        env = {**os.environ, "KAFKA_LOCAL_PORT": str(self.port), "KAFKA_DATA_DIR": str(self.data_dir)}
-        subprocess.run([str(KAFKA_SH), command], check=True, env=env, timeout=180)
+        subprocess.run([str(KAFKA_SH), command], check=True, env=self._env(), timeout=180)
 
     def start(self) -> None:
+        # The broker is detached (setsid): stopped by the watcher if this process dies first.
+        stop_when_gone(os.getpid(), [str(KAFKA_SH), "down"], self._env())
         self._run("up")
 
     def stop(self) -> None:

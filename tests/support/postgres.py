@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.support.proc import stop_when_gone
+
 
 def find_bindir() -> Path | None:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
@@ -41,9 +43,11 @@ class LocalPostgres:
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def _command(self, *args: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *args] if self._as_root else list(args)
+
     def _run(self, *args: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if self._as_root else []
-        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=120)
+        subprocess.run(self._command(*args), check=True, capture_output=True, timeout=120)
 
     def init(self) -> None:
         if self._as_root:
@@ -53,6 +57,11 @@ class LocalPostgres:
         )
 
     def start(self) -> None:
+        # Stopped by the watcher if this process dies first (no finaliser runs on a signal).
+        stop_when_gone(
+            os.getpid(),
+            self._command(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"),
+        )
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "log"),
                   "-o", options, "-w", "-t", "60", "start")  # fmt: skip

@@ -1,8 +1,26 @@
-"""Process helpers: a process's children, read from /proc (Linux)."""
+"""Process helpers: a process's children, read from /proc (Linux); servers stopped with their owner."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+# Run by a process of its own: waits until the owner is gone (or a zombie), then runs the command.
+_STOP_WHEN_GONE = """
+import subprocess, sys, time
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(int(sys.argv[1])):
+    time.sleep(1)
+subprocess.run(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL, timeout=180, check=False)
+"""
 
 
 def children_of(pid: int) -> list[int]:
@@ -37,3 +55,23 @@ def spawned_children(pid: int) -> list[int]:
         except OSError:
             continue  # gone meanwhile
     return out
+
+
+def stop_when_gone(
+    owner: int, stop: Sequence[str], env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``stop`` once process ``owner`` is gone.
+
+    A server started for a test run (or a benchmark) is stopped by its fixture's finaliser, which
+    does not run when pytest is killed by a signal: the broker or the database then kept running.
+    This watcher stops it then, and finds nothing left to stop after a normal run. Its own session:
+    a Ctrl-C to pytest's process group does not reach it.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", _STOP_WHEN_GONE, str(owner), *stop],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=None if env is None else dict(env),
+        start_new_session=True,
+    )
