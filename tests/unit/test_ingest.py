@@ -59,7 +59,7 @@ def test_batch_event_ids_and_default_key() -> None:
 
 
 def test_batch_records_are_build_values_with_their_own_keys_and_headers() -> None:
-    events = [{"k": "a"}, {"k": 7}, {"k": True}, {"k": ""}, {"k": [1]}]
+    events: list[dict[str, Any]] = [{"k": "a"}, {"k": 7}, {"k": True}, {"k": ""}, {"k": [1]}]
     records = INGESTOR.prepare("keyed", envelope(events, "m")).records
     syncts = orjson.loads(records[0].value)["obsrv_meta"]["syncts"]
     # build_value is the reference the sink's and the bench's records are made with.
