@@ -7,9 +7,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-# Run by a process of its own: waits until the owner is gone (or a zombie), then runs the command.
+# Run by a process of its own: leaves its parent at once (forks, and the first half exits, so the
+# caller waits for nothing and holds no process object), waits until the owner is gone (or a
+# zombie), then runs the command.
 _STOP_WHEN_GONE = """
-import subprocess, sys, time
+import os, subprocess, sys, time
+if os.fork():
+    os._exit(0)
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -57,9 +61,7 @@ def spawned_children(pid: int) -> list[int]:
     return out
 
 
-def stop_when_gone(
-    owner: int, stop: Sequence[str], env: Mapping[str, str] | None = None
-) -> subprocess.Popen[bytes]:
+def stop_when_gone(owner: int, stop: Sequence[str], env: Mapping[str, str] | None = None) -> None:
     """Run ``stop`` once process ``owner`` is gone.
 
     A server started for a test run (or a benchmark) is stopped by its fixture's finaliser, which
@@ -67,11 +69,13 @@ def stop_when_gone(
     This watcher stops it then, and finds nothing left to stop after a normal run. Its own session:
     a Ctrl-C to pytest's process group does not reach it.
     """
-    return subprocess.Popen(
+    subprocess.run(
         [sys.executable, "-c", _STOP_WHEN_GONE, str(owner), *stop],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=None if env is None else dict(env),
         start_new_session=True,
+        check=True,
+        timeout=30,
     )
