@@ -30,6 +30,8 @@ class GatewaySettings:
     kafka_compression: str = "lz4"  # KAFKA_COMPRESSION: none, gzip, snappy, lz4, zstd
     log_level: str = "info"  # LOG_LEVEL
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
+    # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
+    listen_backlog: int = 1024
     publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
 
     @classmethod
@@ -53,5 +55,6 @@ class GatewaySettings:
             ),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
+            listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),
             publisher=env_choice(env, "GATEWAY_PUBLISHER", d.publisher, ("confluent", "aiokafka")),
         )

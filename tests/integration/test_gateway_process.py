@@ -89,6 +89,14 @@ async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tm
     proc, port, _workers = await two_worker_gateway(kafka_bootstrap, tmp_path)
     try:
         assert len(children_of(proc.pid)) >= 2
+        # Each worker's listening socket queues GATEWAY_LISTEN_BACKLOG connections (for a listener,
+        # ss shows the backlog as Send-Q), not aiohttp's 128.
+        ss = await asyncio.to_thread(
+            subprocess.run, ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        )
+        listeners = ss.stdout.splitlines()
+        assert listeners, "nothing listens on the gateway's port"
+        assert all(line.split()[2] == "1024" for line in listeners), listeners
         async with aiohttp.ClientSession() as session:
             for i in range(20):
                 body = envelope({"eid": f"w{i}"}, msgid=f"w-{i}")

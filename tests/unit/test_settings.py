@@ -26,6 +26,7 @@ def test_linger_may_be_fractional() -> None:
         ("KAFKA_LINGER_MS", "nan", "KAFKA_LINGER_MS=nan: must be at least 0.0"),
         ("GATEWAY_PORT", "http", "GATEWAY_PORT='http': expected an integer"),
         ("GATEWAY_PUBLISHER", "kafka-python", "GATEWAY_PUBLISHER='kafka-python': expected one of"),
+        ("GATEWAY_LISTEN_BACKLOG", "0", "GATEWAY_LISTEN_BACKLOG=0: must be at least 1"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
