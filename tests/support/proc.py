@@ -7,20 +7,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-# Run by a process of its own: leaves its parent at once (forks, and the first half exits, so the
-# caller waits for nothing and holds no process object), waits until the owner is gone (or a
-# zombie), then runs the command.
+_ROOT = Path(__file__).resolve().parents[2]
+
+# Run by a process of its own, from the repository's root: leaves its parent at once (forks, and
+# the first half exits, so the caller waits for nothing and holds no process object), waits until
+# the owner is gone (or a zombie, see ``running``), then runs the command.
 _STOP_WHEN_GONE = """
 import os, subprocess, sys, time
 if os.fork():
     os._exit(0)
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-while alive(int(sys.argv[1])):
+from tests.support.proc import running
+while running(int(sys.argv[1])):
     time.sleep(1)
 subprocess.run(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                stderr=subprocess.DEVNULL, timeout=180, check=False)
@@ -75,6 +72,7 @@ def stop_when_gone(owner: int, stop: Sequence[str], env: Mapping[str, str] | Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=None if env is None else dict(env),
+        cwd=_ROOT,
         start_new_session=True,
         check=True,
         timeout=30,
