@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from consumers.sink.decode import Decoder, Rejected
-from ingest_core.record import build_value, event_id_for
+from ingest_core.record import MAX_EVENT_DEPTH, build_value, event_id_for
 from ingest_core.registry import parse_registry
 from ingest_core.store import Row
 from tests.support.gateway import EXAMPLE_SCHEMA
@@ -142,6 +142,33 @@ def test_deeply_nested_records_are_rejected_not_raised(
     out = DECODER.decode("t.example", 0, 0, value)
     assert isinstance(out, Rejected)
     assert (out.reason, fragment in out.error) == (reason, True), out.error
+
+
+@pytest.mark.parametrize("syncts", [b"5", b"5.0"], ids=["fast path", "general path"])
+@pytest.mark.parametrize("levels", [MAX_EVENT_DEPTH, MAX_EVENT_DEPTH + 1, 600])
+def test_the_gateways_nesting_limit_holds_on_either_path(levels: int, syncts: bytes) -> None:
+    # The event itself is one level: nested(levels - 1) inside it makes it ``levels`` deep. Events
+    # 254-1,000 levels deep used to be stored by the fast path and refused by the general one.
+    value = (
+        b'{"dataset": "example", "msgid": "m", "event_id": "m:0", "event": {"eid": "E", "deep": '
+        + nested(levels - 1) + b'}, "obsrv_meta": {"syncts": ' + syncts + b"}}"
+    )  # fmt: skip
+    out = DECODER.decode("t.example", 0, 0, value)
+    if levels <= MAX_EVENT_DEPTH:
+        assert isinstance(out, Row)
+        assert orjson.loads(out.event_json) == orjson.loads(value)["event"]
+    else:
+        assert out == Rejected(
+            "bad_record",
+            f"event: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)",
+        )
+
+
+def test_brackets_inside_strings_do_not_make_an_event_too_deep() -> None:
+    event = {"eid": "E", "text": "[{" * 400}
+    out = DECODER.decode("t.example", 0, 0, build_value("example", "m", "m:0", event, 5))
+    assert isinstance(out, Row)
+    assert orjson.loads(out.event_json) == event
 
 
 def test_a_record_that_breaks_the_decoder_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
