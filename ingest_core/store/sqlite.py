@@ -44,6 +44,9 @@ _INSERT = (
 
 _encode = msgspec.msgpack.Encoder().encode
 
+CACHE_KIB = 64 * 1024  # the writer's page cache; see _call
+WAL_CHECKPOINT_PAGES = 10_000  # pages in the WAL before SQLite checkpoints it; see _call
+
 # In the writer process: its one connection, opened on first use.
 _conn: sqlite3.Connection | None = None
 
@@ -64,6 +67,14 @@ def _call(path: str, fn: Callable[..., T], *args: Any) -> T:
         # WAL + NORMAL is durable across process crashes (our failure model); FULL would add an
         # fsync per commit for power loss.
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Events whose ids arrive in random order (single events with UUID msgids) insert into
+        # random pages of the primary key's index: with SQLite's 2 MiB default cache most of them
+        # are read again, and each commit writes thousands of scattered pages to the WAL. A 64 MiB
+        # cache keeps the index of a few million rows, and checkpointing every 10,000 pages
+        # (~40 MiB) instead of 1,000 writes a page dirtied by several commits back once. Measured
+        # on 1M such records: ~39k -> ~50k events/s; ids in order (100-event batches) unchanged.
+        conn.execute(f"PRAGMA cache_size={-CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         _conn = conn
     return fn(_conn, *args)
 

@@ -6,6 +6,7 @@ and ``ON CONFLICT DO NOTHING``): these tests send batches down each and check th
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from ingest_core.store import Row, RowsRefused, open_store
+from ingest_core.store.sqlite import SqliteStore
 from tests.support.kafka import ROOT
 from tests.support.proc import running, spawned_children
 from tests.support.store import fetch_rows
@@ -123,3 +125,23 @@ async def test_postgres_refusing_the_rows_data_is_not_unavailability(postgres_ur
     finally:
         await store.close()
     assert sorted(by_id(await fetch_rows(postgres_url))) == ["ok-1", "ok-2"]
+
+
+def _writer_settings(conn: sqlite3.Connection) -> tuple[str, int, int]:
+    """Runs in the SQLite writer process, on its connection."""
+    return (
+        conn.execute("PRAGMA journal_mode").fetchone()[0],
+        conn.execute("PRAGMA cache_size").fetchone()[0],
+        conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+    )
+
+
+async def test_the_sqlite_writer_uses_wal_a_large_cache_and_sparse_checkpoints(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "r.db"))
+    try:
+        await store.migrate()
+        mode, cache, checkpoint = await store._run(_writer_settings)
+    finally:
+        await store.close()
+    # Negative: KiB rather than pages. SQLite's defaults are -2000 and 1000.
+    assert (mode, cache, checkpoint) == ("wal", -64 * 1024, 10_000)
