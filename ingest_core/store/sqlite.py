@@ -9,6 +9,13 @@ rows in ~0.4 ms where pickling them took ~2.7 ms of the parent's GIL), and the w
 statement's parameters from them; a transaction is committed in
 the child before the call returns, so an acknowledged write is on disk exactly as before.
 
+On Linux the document does not go through the executor's pipe: the parent writes it into an
+anonymous in-memory file (``memfd_create``) and the writer opens that through ``/proc``. A 5,000-row
+batch (~1.75 MB) took ~3.5-4 ms to cross the pipe, 64 KB and two wake-ups at a time, plus a
+``remaining``-sized allocation per read in ``multiprocessing``; the writer sat idle for it before
+every batch (~10% of its time). Where the writer cannot open the file (no ``/proc``, a restricted
+one), the store says so once and sends batches through the pipe from then on.
+
 The child is spawned (never forked: the parent runs librdkafka's threads), ignores SIGINT (Ctrl-C
 reaches the whole process group; the parent decides when to stop), and exits when the parent goes
 away. If it dies, the call in flight fails as StoreUnavailable and the next call starts a new one.
@@ -17,6 +24,7 @@ away. If it dies, the call in flight fails as StoreUnavailable and the next call
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import signal
@@ -35,6 +43,8 @@ from ingest_core.store.base import Row, StoreUnavailable
 from ingest_core.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _INSERT = (
     'INSERT INTO records (dataset, event_id, msgid, event, topic, partition, "offset",'
@@ -102,8 +112,19 @@ def _migrate(conn: sqlite3.Connection) -> int:
     return max(done | {m.version for m in MIGRATIONS})
 
 
-def _insert(conn: sqlite3.Connection, packed: bytes) -> int:
-    rows: list[list[Any]] = msgspec.msgpack.decode(packed)
+class HandoffFailed(Exception):
+    """The writer could not open the in-memory file holding a batch (raised in the writer)."""
+
+
+def _insert(conn: sqlite3.Connection, batch: bytes | str) -> int:
+    """Insert a batch: its MessagePack document, or the path of a file holding it."""
+    if isinstance(batch, str):
+        try:
+            with open(batch, "rb") as f:
+                batch = f.read()
+        except OSError as exc:
+            raise HandoffFailed(str(exc)) from None
+    rows: list[list[Any]] = msgspec.msgpack.decode(batch)
     now = datetime.now(UTC).isoformat()
     # Rows of one request share received_at (the last field): format each distinct value once.
     iso: dict[datetime, str] = {}
@@ -130,10 +151,23 @@ def _close(conn: sqlite3.Connection) -> None:
     _conn = None
 
 
+def _proc_path(fd: int) -> str:
+    """Where another process of ours opens this process's file descriptor ``fd``."""
+    return f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self._writer: ProcessPoolExecutor | None = None
+        # Batches cross in memfds (see the module docstring) until the writer cannot open one.
+        self.memfd_handoff = hasattr(os, "memfd_create")
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._writer is None:
@@ -162,7 +196,20 @@ class SqliteStore:
             return 0
         # Rows as they are (a Row is a tuple: a MessagePack array, its datetime a timestamp): the
         # writer, which has a core to spare, turns them into parameters.
-        return await self._run(_insert, _encode(rows))
+        packed = _encode(rows)
+        if not self.memfd_handoff:
+            return await self._run(_insert, packed)
+        fd = os.memfd_create("ingest-sink-batch", os.MFD_CLOEXEC)
+        try:
+            _write_all(fd, packed)
+            return await self._run(_insert, _proc_path(fd))
+        except HandoffFailed as exc:
+            log.warning("the SQLite writer cannot open in-memory files (%s): using a pipe instead", exc)
+            self.memfd_handoff = False
+        finally:
+            # Closed only now: the writer has opened and read the file, or has gone.
+            os.close(fd)
+        return await self._run(_insert, packed)
 
     async def ping(self) -> bool:
         try:

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from ingest_core.store import Row, RowsRefused, open_store
+from ingest_core.store import sqlite as sqlite_store
 from ingest_core.store.sqlite import SqliteStore
 from tests.support.kafka import ROOT
 from tests.support.proc import running, spawned_children
@@ -145,3 +146,26 @@ async def test_the_sqlite_writer_uses_wal_a_large_cache_and_sparse_checkpoints(t
         await store.close()
     # Negative: KiB rather than pages. SQLite's defaults are -2000 and 1000.
     assert (mode, cache, checkpoint) == ("wal", -64 * 1024, 10_000)
+
+
+async def test_sqlite_batches_cross_in_memory_files_or_else_through_the_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = SqliteStore(str(tmp_path / "r.db"))
+    try:
+        await store.migrate()
+        assert store.memfd_handoff  # Linux
+        assert await store.insert_records(rows(["a", "b"])) == 2
+        assert store.memfd_handoff
+        # A writer that cannot open the parent's file (as under a restricted /proc): the batch is
+        # sent again through the pipe, and so is every batch after it.
+        monkeypatch.setattr(sqlite_store, "_proc_path", lambda fd: f"/nonexistent/{fd}")
+        assert await store.insert_records(rows(["c", "d"], offset=2)) == 2
+        assert not store.memfd_handoff
+        assert await store.insert_records(rows(["e"], offset=4)) == 1
+    finally:
+        await store.close()
+    found = by_id(await fetch_rows(url))
+    assert sorted(found) == ["a", "b", "c", "d", "e"]
+    assert [found[k]["offset"] for k in "abcde"] == [0, 1, 2, 3, 4]
