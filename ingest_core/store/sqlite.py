@@ -13,8 +13,9 @@ On Linux the document does not go through the executor's pipe: the parent writes
 anonymous in-memory file (``memfd_create``) and the writer opens that through ``/proc``. A 5,000-row
 batch (~1.75 MB) took ~3.5-4 ms to cross the pipe, 64 KB and two wake-ups at a time, plus a
 ``remaining``-sized allocation per read in ``multiprocessing``; the writer sat idle for it before
-every batch (~10% of its time). Where the writer cannot open the file (no ``/proc``, a restricted
-one), the store says so once and sends batches through the pipe from then on.
+every batch (~10% of its time). Each file is named for its batch, and the writer reads one only
+under that name (see ``_read_memfd``). Where the writer cannot open the file (no ``/proc``, a
+restricted one), the store says so once and sends batches through the pipe from then on.
 
 The child is spawned (never forked: the parent runs librdkafka's threads), ignores SIGINT (Ctrl-C
 reaches the whole process group; the parent decides when to stop), and exits when the parent goes
@@ -24,6 +25,7 @@ away. If it dies, the call in flight fails as StoreUnavailable and the next call
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import multiprocessing
 import os
@@ -116,14 +118,23 @@ class HandoffFailed(Exception):
     """The writer could not open the in-memory file holding a batch (raised in the writer)."""
 
 
-def _insert(conn: sqlite3.Connection, batch: bytes | str) -> int:
-    """Insert a batch: its MessagePack document, or the path of a file holding it."""
-    if isinstance(batch, str):
-        try:
-            with open(batch, "rb") as f:
-                batch = f.read()
-        except OSError as exc:
-            raise HandoffFailed(str(exc)) from None
+def _read_memfd(path: str, name: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            # The parent closes the file once its call is over. Only a call it gave up on (cancelled
+            # while queued) can come here after that, and then the descriptor's number may belong
+            # to a later batch's file by now: the name says whose it is.
+            if not os.readlink(f"/proc/self/fd/{f.fileno()}").startswith(f"/memfd:{name} "):
+                raise HandoffFailed(f"{path} is no longer {name}")
+            return f.read()
+    except OSError as exc:
+        raise HandoffFailed(str(exc)) from None
+
+
+def _insert(conn: sqlite3.Connection, batch: bytes | tuple[str, str]) -> int:
+    """Insert a batch: its MessagePack document, or the path and name of a memfd holding it."""
+    if isinstance(batch, tuple):
+        batch = _read_memfd(*batch)
     rows: list[list[Any]] = msgspec.msgpack.decode(batch)
     now = datetime.now(UTC).isoformat()
     # Rows of one request share received_at (the last field): format each distinct value once.
@@ -166,6 +177,7 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self._writer: ProcessPoolExecutor | None = None
+        self._batches = itertools.count()
         # Batches cross in memfds (see the module docstring) until the writer cannot open one.
         self.memfd_handoff = hasattr(os, "memfd_create")
 
@@ -199,10 +211,11 @@ class SqliteStore:
         packed = _encode(rows)
         if not self.memfd_handoff:
             return await self._run(_insert, packed)
-        fd = os.memfd_create("ingest-sink-batch", os.MFD_CLOEXEC)
+        name = f"ingest-sink-batch-{next(self._batches)}"
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
         try:
             _write_all(fd, packed)
-            return await self._run(_insert, _proc_path(fd))
+            return await self._run(_insert, (_proc_path(fd), name))
         except HandoffFailed as exc:
             log.warning("the SQLite writer cannot open in-memory files (%s): using a pipe instead", exc)
             self.memfd_handoff = False

@@ -6,6 +6,7 @@ and ``ON CONFLICT DO NOTHING``): these tests send batches down each and check th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -169,3 +170,17 @@ async def test_sqlite_batches_cross_in_memory_files_or_else_through_the_pipe(
     found = by_id(await fetch_rows(url))
     assert sorted(found) == ["a", "b", "c", "d", "e"]
     assert [found[k]["offset"] for k in "abcde"] == [0, 1, 2, 3, 4]
+
+
+def test_a_memfd_is_read_only_under_the_name_it_was_sent_with() -> None:
+    # A call the parent gave up on may reach the writer after its file was closed and its
+    # descriptor's number reused for a later batch: that file must not be taken for its own.
+    fd = os.memfd_create("ingest-sink-batch-7", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, b"packed")
+        path = sqlite_store._proc_path(fd)
+        assert sqlite_store._read_memfd(path, "ingest-sink-batch-7") == b"packed"
+        with pytest.raises(sqlite_store.HandoffFailed, match="no longer ingest-sink-batch-70"):
+            sqlite_store._read_memfd(path, "ingest-sink-batch-70")
+    finally:
+        os.close(fd)
