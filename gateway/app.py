@@ -25,6 +25,7 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
         delivery_timeout_ms=settings.delivery_timeout_ms,
         metadata_timeout_ms=settings.metadata_timeout_ms,
         linger_ms=settings.kafka_linger_ms,
+        batch_linger_ms=settings.kafka_batch_linger_ms,
         compression=settings.kafka_compression,
         max_inflight_events=settings.max_inflight_events,
     )

@@ -1,5 +1,10 @@
 """Publisher on confluent-kafka (librdkafka): idempotent, acks=all, lz4, a short linger.
 
+Two producers when their lingers differ: requests of one event go to one that lingers a fraction of
+a millisecond, requests of several events to one that lingers ``KAFKA_BATCH_LINGER_MS`` (5 ms), so
+the broker gets fewer, larger produce requests where a few milliseconds are a small part of the
+request's time. Everything below holds for each of them.
+
 Delivery reports are polled on the event loop itself (``poll(0)`` after each request's records are
 queued, and about every millisecond while anything is in flight), so callbacks run on the loop
 thread and resolve futures directly: no poll thread fighting the loop for the GIL, no
@@ -69,15 +74,36 @@ class _Delivery:
 class ConfluentPublisher:
     def __init__(self, options: ProducerOptions) -> None:
         self._delivery_timeout_s = options.delivery_timeout_ms / 1000
-        self._producer = Producer(
+        self._options = options
+        # Requests of one event go to a producer that lingers a fraction of a millisecond (their
+        # latency is the request's); requests of several to one that lingers longer, so that
+        # Kafka gets fewer, larger produce requests (see README, Performance). One producer serves
+        # both when the two lingers are the same.
+        self._producer = self._new_producer("ingest-gateway", options.linger_ms)
+        self._bulk = (
+            self._producer
+            if options.batch_linger_ms in (None, options.linger_ms)
+            else self._new_producer("ingest-gateway-batches", options.batch_linger_ms)
+        )
+        self._producers = (self._producer,) if self._bulk is self._producer else (self._producer, self._bulk)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poll_handle: asyncio.TimerHandle | None = None
+        self._idle_task: asyncio.Task[None] | None = None
+        self._metadata_timeout_s = options.metadata_timeout_ms / 1000
+        self._watch = TopicWatch(self._fetch_topics, refresh_s=options.metadata_refresh_s)
+        self._fatal: str | None = None
+        # (deadline, future) per waiting request, oldest first; see the module docstring.
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+
+    def _new_producer(self, client_id: str, linger_ms: float) -> Producer:
+        options = self._options
+        return Producer(
             {
                 "bootstrap.servers": options.bootstrap,
-                "client.id": "ingest-gateway",
+                "client.id": client_id,
                 "enable.idempotence": True,
                 "acks": "all",
-                # A fraction of a millisecond: long enough to group the records of concurrent
-                # requests, short enough not to dominate a single event's latency (see README).
-                "linger.ms": options.linger_ms,
+                "linger.ms": linger_ms,
                 "socket.nagle.disable": True,
                 "compression.type": options.compression,
                 "message.timeout.ms": options.delivery_timeout_ms,
@@ -90,14 +116,10 @@ class ConfluentPublisher:
                 "logger": logging.getLogger("librdkafka"),
             }
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._poll_handle: asyncio.TimerHandle | None = None
-        self._idle_task: asyncio.Task[None] | None = None
-        self._metadata_timeout_s = options.metadata_timeout_ms / 1000
-        self._watch = TopicWatch(self._fetch_topics, refresh_s=options.metadata_refresh_s)
-        self._fatal: str | None = None
-        # (deadline, future) per waiting request, oldest first; see the module docstring.
-        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+
+    def _queued(self) -> int:
+        """Records queued or in flight, not yet reported on, over both producers."""
+        return sum(len(producer) for producer in self._producers)
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -110,11 +132,12 @@ class ConfluentPublisher:
     async def close(self, flush_timeout_s: float = 10.0) -> None:
         """Deliver what is queued (bounded), then stop the background work."""
         deadline = time.monotonic() + flush_timeout_s
-        while len(self._producer) > 0 and time.monotonic() < deadline:
-            self._producer.poll(0)
+        while self._queued() > 0 and time.monotonic() < deadline:
+            for producer in self._producers:
+                producer.poll(0)
             await asyncio.sleep(0.01)
-        if len(self._producer) > 0:
-            log.error("closing with %d records not acknowledged by Kafka", len(self._producer))
+        if self._queued() > 0:
+            log.error("closing with %d records not acknowledged by Kafka", self._queued())
         await self._watch.close()
         if self._idle_task is not None:
             self._idle_task.cancel()
@@ -137,7 +160,8 @@ class ConfluentPublisher:
         assert loop is not None, "publish() before start()"
         future: asyncio.Future[None] = loop.create_future()
         delivery = _Delivery(future, len(records))
-        produce = self._producer.produce
+        producer = self._bulk if len(records) > 1 else self._producer
+        produce = producer.produce
         for key, value, headers in records:
             try:
                 # Positional (topic, value, key, partition, callback, on_delivery, timestamp,
@@ -160,7 +184,7 @@ class ConfluentPublisher:
         # Serve the reports that are already in: under load they arrive while other requests are
         # being handled, and answering them now rather than at the next timer tick (uvloop's
         # timers tick in whole milliseconds) keeps the loop busy instead of in lockstep with Kafka.
-        self._producer.poll(0)
+        producer.poll(0)
         self._schedule_poll()
         # librdkafka fails each record after message.timeout.ms; the extra second only guards
         # against a report that never comes.
@@ -175,15 +199,19 @@ class ConfluentPublisher:
 
     def _poll(self) -> None:
         self._poll_handle = None
-        self._producer.poll(0)
-        if len(self._producer) > 0:
+        pending = False
+        for producer in self._producers:
+            producer.poll(0)
+            pending = pending or len(producer) > 0
+        if pending:
             self._schedule_poll()
 
     async def _idle_poll_loop(self) -> None:
         # Error callbacks and late reports arrive even when no request is waiting.
         while True:
             await asyncio.sleep(_IDLE_POLL_INTERVAL_S)
-            self._producer.poll(0)
+            for producer in self._producers:
+                producer.poll(0)
             self._expire_waits(time.monotonic())
 
     def _expire_waits(self, now: float) -> None:

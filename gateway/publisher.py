@@ -20,10 +20,12 @@ class ProducerOptions:
     bootstrap: str
     delivery_timeout_ms: int
     metadata_timeout_ms: int
-    linger_ms: float
+    linger_ms: float  # records of single-event requests
     compression: str
     max_inflight_events: int
     metadata_refresh_s: float = 2.0
+    # Records of requests of several events; None: the same as linger_ms.
+    batch_linger_ms: float | None = None
 
 
 class Publisher(Protocol):

@@ -12,6 +12,7 @@ from pathlib import Path
 from ingest_core.env import env_choice, env_float, env_int, env_str
 
 MIB = 1024 * 1024
+MAX_LINGER_MS = 900_000.0  # librdkafka's own limit: beyond it the producer could not be created
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class GatewaySettings:
     max_inflight_requests: int = 4_096  # MAX_INFLIGHT_REQUESTS: beyond it, 503 OVERLOADED at once
     max_inflight_events: int = 500_000  # MAX_INFLIGHT_EVENTS: producer queue bound, then 503 OVERLOADED
     kafka_linger_ms: float = 0.2  # KAFKA_LINGER_MS: producer batching delay, may be fractional
+    # KAFKA_BATCH_LINGER_MS: the same for requests of several events (their own producer).
+    kafka_batch_linger_ms: float = 5.0
     kafka_compression: str = "lz4"  # KAFKA_COMPRESSION: none, gzip, snappy, lz4, zstd
     log_level: str = "info"  # LOG_LEVEL
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
@@ -49,7 +52,10 @@ class GatewaySettings:
             max_batch_events=env_int(env, "MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
             max_inflight_requests=env_int(env, "MAX_INFLIGHT_REQUESTS", d.max_inflight_requests, minimum=1),
             max_inflight_events=env_int(env, "MAX_INFLIGHT_EVENTS", d.max_inflight_events, minimum=1000),
-            kafka_linger_ms=env_float(env, "KAFKA_LINGER_MS", d.kafka_linger_ms),
+            kafka_linger_ms=env_float(env, "KAFKA_LINGER_MS", d.kafka_linger_ms, maximum=MAX_LINGER_MS),
+            kafka_batch_linger_ms=env_float(
+                env, "KAFKA_BATCH_LINGER_MS", d.kafka_batch_linger_ms, maximum=MAX_LINGER_MS
+            ),
             kafka_compression=env_choice(
                 env, "KAFKA_COMPRESSION", d.kafka_compression, ("none", "gzip", "snappy", "lz4", "zstd")
             ),

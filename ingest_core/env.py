@@ -23,8 +23,9 @@ def env_opt(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _env_number(
-    env: Mapping[str, str], name: str, default: N, minimum: N, parse: Callable[[str], N], kind: str
-) -> N:
+    env: Mapping[str, str], name: str, default: N, minimum: N, parse: Callable[[str], N], kind: str,
+    maximum: N | None = None,
+) -> N:  # fmt: skip
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -34,6 +35,8 @@ def _env_number(
         raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
     if not value >= minimum:  # also refuses nan
         raise SettingsError(f"{name}={value}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value}: must be at most {maximum}")
     return value
 
 
@@ -41,8 +44,10 @@ def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0
     return _env_number(env, name, default, minimum, int, "an integer")
 
 
-def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    return _env_number(env, name, default, minimum, float, "a number")
+def env_float(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+) -> float:
+    return _env_number(env, name, default, minimum, float, "a number", maximum)
 
 
 def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

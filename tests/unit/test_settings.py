@@ -18,12 +18,20 @@ def test_linger_may_be_fractional() -> None:
     assert GatewaySettings.from_env({"KAFKA_LINGER_MS": "5"}).kafka_linger_ms == 5.0
 
 
+def test_batch_requests_linger_longer_by_default() -> None:
+    assert (GatewaySettings().kafka_linger_ms, GatewaySettings().kafka_batch_linger_ms) == (0.2, 5.0)
+    assert GatewaySettings.from_env({"KAFKA_BATCH_LINGER_MS": "0.2"}).kafka_batch_linger_ms == 0.2
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("KAFKA_LINGER_MS", "soon", "KAFKA_LINGER_MS='soon': expected a number"),
         ("KAFKA_LINGER_MS", "-1", "KAFKA_LINGER_MS=-1.0: must be at least 0.0"),
         ("KAFKA_LINGER_MS", "nan", "KAFKA_LINGER_MS=nan: must be at least 0.0"),
+        ("KAFKA_LINGER_MS", "inf", "KAFKA_LINGER_MS=inf: must be at most 900000.0"),
+        ("KAFKA_BATCH_LINGER_MS", "1e6", "KAFKA_BATCH_LINGER_MS=1000000.0: must be at most 900000.0"),
+        ("KAFKA_BATCH_LINGER_MS", "later", "KAFKA_BATCH_LINGER_MS='later': expected a number"),
         ("GATEWAY_PORT", "http", "GATEWAY_PORT='http': expected an integer"),
         ("GATEWAY_PUBLISHER", "kafka-python", "GATEWAY_PUBLISHER='kafka-python': expected one of"),
         ("GATEWAY_LISTEN_BACKLOG", "0", "GATEWAY_LISTEN_BACKLOG=0: must be at least 1"),

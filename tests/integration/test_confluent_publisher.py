@@ -1,0 +1,77 @@
+"""The confluent publisher against real Kafka: single-event and multi-event requests take their own
+producers (each with its linger), both reach Kafka, and closing delivers what either has queued."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.kafka_confluent import ConfluentPublisher
+from gateway.publisher import ProducerOptions
+from ingest_core.kafka import TopicSpec, ensure_topics
+from ingest_core.record import OutRecord
+from tests.support.kafka import read_topic, unique
+
+pytestmark = pytest.mark.integration
+
+
+def _options(bootstrap: str, linger_ms: float, batch_linger_ms: float | None) -> ProducerOptions:
+    return ProducerOptions(
+        bootstrap=bootstrap, delivery_timeout_ms=10_000, metadata_timeout_ms=3_000,
+        linger_ms=linger_ms, compression="lz4", max_inflight_events=10_000,
+        batch_linger_ms=batch_linger_ms,
+    )  # fmt: skip
+
+
+def _records(name: str, count: int) -> list[OutRecord]:
+    return [
+        OutRecord(
+            key=name.encode(), value=f'{{"n":"{name}:{i}"}}'.encode(), headers=[("msgid", name.encode())]
+        )
+        for i in range(count)
+    ]
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
+
+
+async def test_each_kind_of_request_takes_its_own_producer_and_close_delivers_both(
+    kafka_bootstrap: str,
+) -> None:
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    # Lingers long enough that nothing can have left either producer when the queues are looked at.
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, linger_ms=400, batch_linger_ms=600))
+    await publisher.start()
+    single = asyncio.create_task(publisher.publish(topic, _records("single", 1)))
+    batch = asyncio.create_task(publisher.publish(topic, _records("batch", 5)))
+    await asyncio.sleep(0)  # both tasks run up to their wait for Kafka
+
+    assert publisher._bulk is not publisher._producer
+    assert (len(publisher._producer), len(publisher._bulk)) == (1, 5)
+
+    # Closing (as at SIGTERM) waits out both lingers and both acknowledgements.
+    await publisher.close()
+    assert publisher._queued() == 0
+    await asyncio.wait_for(asyncio.gather(single, batch), timeout=5)
+    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 6)
+    assert sorted((m.value() or b"").decode() for m in messages) == sorted(
+        [f'{{"n":"single:{0}"}}'] + [f'{{"n":"batch:{i}"}}' for i in range(5)]
+    )
+
+
+async def test_equal_lingers_share_one_producer(kafka_bootstrap: str) -> None:
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, linger_ms=0.2, batch_linger_ms=0.2))
+    await publisher.start()
+    try:
+        assert publisher._bulk is publisher._producer
+        await asyncio.wait_for(publisher.publish(topic, _records("batch", 3)), timeout=15)
+        await asyncio.wait_for(publisher.publish(topic, _records("single", 1)), timeout=15)
+    finally:
+        await publisher.close()
+    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 4)
+    assert len(messages) == 4
