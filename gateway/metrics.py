@@ -2,65 +2,127 @@
 
 Labels are route templates (never raw paths), a fixed set of methods, status codes, and registered
 dataset ids (anything else is ``unknown``).
+
+Counted in plain Python numbers and turned into metric families only when scraped: every request
+updates three of them, and prometheus_client's Counter and Histogram (a lock and a value object per
+sample) cost ~3 µs per request against ~0.6 µs this way, ~3% of a single event's CPU. Everything is
+updated and read on the event loop's thread, so nothing needs a lock; each worker process
+(``GATEWAY_WORKERS``) has its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+# How prometheus_client writes a bucket's bound (untyped there).
+_bound_text: Callable[[float], str] = floatToGoString
 
 
-class GatewayMetrics:
+class Histogram:
+    """Observations counted per bucket (not cumulated: cumulated at scrape), and their sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf's own
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # The first bound >= value: Prometheus buckets are "less than or equal".
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulated, labelled as prometheus_client labels them (``le="1.0"``, ``le="+Inf"``)."""
+        out, total = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            out.append((_bound_text(bound), float(total)))
+        return out
+
+
+class _RequestCell:
+    """The request count of one (route, method, status) and its route's latency histogram."""
+
+    __slots__ = ("count", "latency")
+
+    def __init__(self, latency: Histogram) -> None:
+        self.count = 0
+        self.latency = latency
+
+
+class GatewayMetrics(Collector):
     def __init__(self, datasets: Iterable[str]) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
         self._datasets = frozenset(datasets)
-        self.requests = Counter(
-            "gateway_http_requests", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "gateway_http_request_duration_seconds", "HTTP request latency by route template",
-            ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.events = Counter(
-            "gateway_events", "Events by dataset and outcome (accepted: acknowledged by Kafka)",
-            ["dataset", "outcome"], registry=self.registry,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "gateway_request_events", "Events per accepted request",
-            buckets=_BATCH_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.inflight = Gauge(
-            "gateway_inflight_requests", "Ingestion requests in flight", registry=self.registry
-        )
-
-        # Labelled children, looked up once: ``labels()`` costs microseconds per call on the hot path.
         # Bounded: routes, methods and statuses are finite sets, datasets come from the registry.
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._event_children: dict[tuple[str, str], Counter] = {}
+        self._requests: dict[tuple[str, str, int], _RequestCell] = {}
+        self._latency: dict[str, Histogram] = {}
+        self._events: dict[tuple[str, str], list[int]] = {}
+        self.batch_size = Histogram(_BATCH_BUCKETS)
+        self.inflight = 0  # set by whoever renders the metrics
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            label = method if method in _METHODS else "OTHER"
-            children = (self.requests.labels(route, label, str(status)), self.latency.labels(route))
-            if method in _METHODS:
-                self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        cell = self._requests.get((route, method, status))
+        if cell is None:
+            cell = self._request_cell(route, method, status)
+        cell.count += 1
+        cell.latency.observe(seconds)
+
+    def _request_cell(self, route: str, method: str, status: int) -> _RequestCell:
+        label = method if method in _METHODS else "OTHER"
+        key = (route, label, status)
+        cell = self._requests.get(key)
+        if cell is None:
+            latency = self._latency.get(route)
+            if latency is None:
+                latency = self._latency[route] = Histogram(_LATENCY_BUCKETS)
+            cell = self._requests[key] = _RequestCell(latency)
+        return cell
 
     def observe_events(self, dataset: str, outcome: str, count: int) -> None:
-        key = (dataset, outcome)
-        child = self._event_children.get(key)
-        if child is None:
+        cell = self._events.get((dataset, outcome))
+        if cell is None:
             label = dataset if dataset in self._datasets else "unknown"
-            child = self.events.labels(label, outcome)
-            if label != "unknown":
-                self._event_children[key] = child
-        child.inc(count)
+            cell = self._events.setdefault((label, outcome), [0])
+        cell[0] += count
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gateway_http_requests", "HTTP requests by route template, method and status",
+            labels=["route", "method", "status"],
+        )  # fmt: skip
+        for (route, method, status), cell in sorted(self._requests.items()):
+            requests.add_metric([route, method, str(status)], cell.count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "gateway_http_request_duration_seconds", "HTTP request latency by route template",
+            labels=["route"],
+        )  # fmt: skip
+        for route, histogram in sorted(self._latency.items()):
+            latency.add_metric([route], histogram.buckets(), histogram.sum)
+        yield latency
+        events = CounterMetricFamily(
+            "gateway_events", "Events by dataset and outcome (accepted: acknowledged by Kafka)",
+            labels=["dataset", "outcome"],
+        )  # fmt: skip
+        for (dataset, outcome), total in sorted(self._events.items()):
+            events.add_metric([dataset, outcome], total[0])
+        yield events
+        batch = HistogramMetricFamily("gateway_request_events", "Events per accepted request")
+        batch.add_metric([], self.batch_size.buckets(), self.batch_size.sum)
+        yield batch
+        yield GaugeMetricFamily(
+            "gateway_inflight_requests", "Ingestion requests in flight", value=self.inflight
+        )

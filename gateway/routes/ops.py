@@ -22,7 +22,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    ctx.metrics.inflight.set(ctx.inflight)
+    ctx.metrics.inflight = ctx.inflight
     return web.Response(
         body=generate_latest(ctx.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
