@@ -1,4 +1,4 @@
-"""``make bench``: every figure side by side, in one run on one machine, medians of N runs.
+"""``make bench``: every figure side by side, in one run on one machine, medians of N rounds.
 
 1. raw producers (confluent-kafka, aiokafka): the gateway's records flat out, records/s and MB/s;
 2. a bare aiohttp handler: the HTTP ceiling, req/s;
@@ -45,8 +45,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 Result = dict[str, float]
 
 
-def median_of(runs: int, fn: Callable[[], Result]) -> Result:
-    samples = [fn() for _ in range(runs)]
+def median_of(samples: list[Result]) -> Result:
+    """Each figure's median over the samples, figure by figure."""
     return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
 
 
@@ -324,7 +324,11 @@ def machine() -> dict[str, Any]:
 
 
 def report(res: dict[str, Result], runs: int) -> str:
-    lines = [f"Medians of {runs} runs; one process per program; load from wrk (1 thread) on loopback.", ""]
+    lines = [
+        f"Medians of {runs} rounds (every scenario once per round); one process per program;"
+        " load from wrk (1 thread) on loopback.",
+        "",
+    ]
     lines += [
         "| scenario | req/s | events/s | MB/s | p50 ms | p99 ms | max ms | errors | RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -469,20 +473,28 @@ def main() -> int:
             ("keepup_sqlite", lambda: bench.sink_keeps_up(sqlite_url)),
             ("keepup_postgres", lambda: bench.sink_keeps_up(pg_url)),
         ]
-        for name, fn in plan:
-            if not want(name):
-                continue
-            if name.endswith("_postgres") and pg is None:
-                bindir = find_bindir()
-                if bindir is None:
-                    print(f"bench: {name} skipped: no PostgreSQL binaries", file=sys.stderr)
+        # Round by round: every scenario once per round, each figure the median over the rounds.
+        # This machine's speed drifts over minutes, and scenarios measured back to back would
+        # put all three samples of one side of a ratio in the same slow (or fast) stretch.
+        samples: dict[str, list[Result]] = {}
+        no_postgres = False
+        for round_no in range(1, args.runs + 1):
+            for name, fn in plan:
+                if not want(name) or (no_postgres and name.endswith("_postgres")):
                     continue
-                pg = LocalPostgres(bindir)
-                pg.init()
-                pg.start()
-            print(f"bench: {name} ...", file=sys.stderr, flush=True)
-            res[name] = median_of(args.runs, fn)
-            print(f"bench: {name}: {json.dumps(res[name])}", file=sys.stderr, flush=True)
+                if name.endswith("_postgres") and pg is None:
+                    bindir = find_bindir()
+                    if bindir is None:
+                        print("bench: PostgreSQL scenarios skipped: no PostgreSQL binaries", file=sys.stderr)
+                        no_postgres = True
+                        continue
+                    pg = LocalPostgres(bindir)
+                    pg.init()
+                    pg.start()
+                print(f"bench: {name} (round {round_no}/{args.runs}) ...", file=sys.stderr, flush=True)
+                samples.setdefault(name, []).append(fn())
+                print(f"bench: {name}: {json.dumps(samples[name][-1])}", file=sys.stderr, flush=True)
+        res.update({name: median_of(runs) for name, runs in samples.items()})
         if want("overload"):
             print("bench: overload ...", file=sys.stderr, flush=True)
             res["overload"] = bench.overload()
