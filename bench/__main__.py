@@ -396,6 +396,12 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
     batches = [r["events_per_s"] for k, r in res.items() if k.startswith("gateway_batch")]
     if raws and batches:
         out["gateway batch events/s ÷ fastest raw producer"] = (max(batches) / max(raws), "≥ 0.40")
+    if raws and "gateway_2workers_batch100_c32" in res:
+        # For reference only: the target is one process's (the default configuration).
+        out["two workers' batch events/s ÷ fastest raw producer"] = (
+            res["gateway_2workers_batch100_c32"]["events_per_s"] / max(raws),
+            "(reference)",
+        )
     if "gateway_single_c32" in res:
         out["gateway single c32 p99 (ms)"] = (res["gateway_single_c32"]["p99_ms"], "≤ 25")
     if "overload" in res:
