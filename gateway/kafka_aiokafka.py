@@ -5,7 +5,8 @@ Measured in one run (make bench): aiokafka's own ceiling is ~61k records/s again
 confluent-kafka, and the gateway on it does ~34k events/s in 100-event batches against ~102k (with
 a p99 of seconds), so confluent-kafka is the default; this one needs no native library, and is a
 little faster for single events (~10.2k req/s against ~7.9k). aiokafka has no queue limit of its own:
-events in flight are bounded by MAX_INFLIGHT_REQUESTS x MAX_BATCH_EVENTS.
+events in flight are bounded by MAX_INFLIGHT_REQUESTS x MAX_BATCH_EVENTS. One producer serves every
+request, with ``KAFKA_LINGER_MS``: ``KAFKA_BATCH_LINGER_MS`` is the confluent publisher's.
 """
 
 from __future__ import annotations
