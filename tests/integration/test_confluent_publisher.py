@@ -47,7 +47,13 @@ async def test_each_kind_of_request_takes_its_own_producer_and_close_delivers_bo
     await publisher.start()
     single = asyncio.create_task(publisher.publish(topic, _records("single", 1)))
     batch = asyncio.create_task(publisher.publish(topic, _records("batch", 5)))
-    await asyncio.sleep(0)  # both tasks run up to their wait for Kafka
+    # Both tasks run up to their wait for Kafka: at once when the topic is already known, after a
+    # metadata round trip when the broker had not yet listed it at start. Either way the records
+    # are then queued, and stay so for the linger.
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if publisher._queued() == 6:
+            break
 
     assert publisher._bulk is not publisher._producer
     assert (len(publisher._producer), len(publisher._bulk)) == (1, 5)
