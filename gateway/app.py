@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.admission import Admission
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
 from gateway.ingest import Ingestor
@@ -40,7 +41,11 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
         ingestor=Ingestor(registry, settings.max_batch_events),
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        max_inflight=settings.max_inflight_requests,
+        admission=Admission(
+            max_requests=settings.max_inflight_requests,
+            max_bytes=settings.max_inflight_bytes,
+            max_events=settings.max_inflight_events,
+        ),
     )
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[CONTEXT] = ctx

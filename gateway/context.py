@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.admission import Admission
 from gateway.ingest import Ingestor
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import Publisher
@@ -16,8 +17,7 @@ class GatewayContext:
     ingestor: Ingestor
     metrics: GatewayMetrics
     max_body_bytes: int
-    max_inflight: int
-    inflight: int = 0
+    admission: Admission
     _publisher: Publisher | None = field(default=None)
 
     def publisher(self) -> Publisher:

@@ -69,7 +69,8 @@ class GatewayMetrics(Collector):
         self._latency: dict[str, Histogram] = {}
         self._events: dict[tuple[str, str], list[int]] = {}
         self.batch_size = Histogram(_BATCH_BUCKETS)
-        self.inflight = 0  # set by whoever renders the metrics
+        # Requests, bytes of their bodies and events in flight: set by whoever renders the metrics.
+        self.inflight = (0, 0, 0)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -123,6 +124,14 @@ class GatewayMetrics(Collector):
         batch = HistogramMetricFamily("gateway_request_events", "Events per accepted request")
         batch.add_metric([], self.batch_size.buckets(), self.batch_size.sum)
         yield batch
-        yield GaugeMetricFamily(
-            "gateway_inflight_requests", "Ingestion requests in flight", value=self.inflight
-        )
+        for name, what, value in zip(
+            ("gateway_inflight_requests", "gateway_inflight_bytes", "gateway_inflight_events"),
+            (
+                "Ingestion requests",
+                "Bytes of the bodies of ingestion requests",
+                "Events of ingestion requests",
+            ),
+            self.inflight,
+            strict=True,
+        ):
+            yield GaugeMetricFamily(name, f"{what} in flight", value=value)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest_core.env import env_choice, env_float, env_int, env_str
+from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_str
 
 MIB = 1024 * 1024
 MAX_LINGER_MS = 900_000.0  # librdkafka's own limit: beyond it the producer could not be created
@@ -26,7 +26,8 @@ class GatewaySettings:
     metadata_timeout_ms: int = 3_000  # METADATA_TIMEOUT_MS: longest wait to learn a topic is missing
     max_batch_events: int = 10_000  # MAX_BATCH_EVENTS: events in one request
     max_inflight_requests: int = 4_096  # MAX_INFLIGHT_REQUESTS: beyond it, 503 OVERLOADED at once
-    max_inflight_events: int = 500_000  # MAX_INFLIGHT_EVENTS: producer queue bound, then 503 OVERLOADED
+    max_inflight_events: int = 500_000  # MAX_INFLIGHT_EVENTS: beyond it, 503 OVERLOADED at once
+    max_inflight_bytes: int = 64 * MIB  # MAX_INFLIGHT_BYTES: bodies in progress; beyond, 503 OVERLOADED
     kafka_linger_ms: float = 0.2  # KAFKA_LINGER_MS: producer batching delay, may be fractional
     # KAFKA_BATCH_LINGER_MS: the same for requests of several events (their own producer).
     kafka_batch_linger_ms: float = 5.0
@@ -41,7 +42,7 @@ class GatewaySettings:
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
         """Parse the environment; raises SettingsError naming the variable at fault."""
         d = cls()
-        return cls(
+        settings = cls(
             host=env_str(env, "GATEWAY_HOST", d.host),
             port=env_int(env, "GATEWAY_PORT", d.port, minimum=0),
             kafka_bootstrap_servers=env_str(env, "KAFKA_BOOTSTRAP_SERVERS", d.kafka_bootstrap_servers),
@@ -52,6 +53,7 @@ class GatewaySettings:
             max_batch_events=env_int(env, "MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
             max_inflight_requests=env_int(env, "MAX_INFLIGHT_REQUESTS", d.max_inflight_requests, minimum=1),
             max_inflight_events=env_int(env, "MAX_INFLIGHT_EVENTS", d.max_inflight_events, minimum=1000),
+            max_inflight_bytes=env_int(env, "MAX_INFLIGHT_BYTES", d.max_inflight_bytes, minimum=1024),
             kafka_linger_ms=env_float(env, "KAFKA_LINGER_MS", d.kafka_linger_ms, maximum=MAX_LINGER_MS),
             kafka_batch_linger_ms=env_float(
                 env, "KAFKA_BATCH_LINGER_MS", d.kafka_batch_linger_ms, maximum=MAX_LINGER_MS
@@ -64,3 +66,16 @@ class GatewaySettings:
             listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),
             publisher=env_choice(env, "GATEWAY_PUBLISHER", d.publisher, ("confluent", "aiokafka")),
         )
+        # A request as large as allowed must fit within the in-flight bounds, or it could only
+        # ever be answered 503 "retry".
+        if settings.max_body_bytes > settings.max_inflight_bytes:
+            raise SettingsError(
+                f"MAX_BODY_BYTES={settings.max_body_bytes} exceeds MAX_INFLIGHT_BYTES="
+                f"{settings.max_inflight_bytes}: a body that large could never be taken on"
+            )
+        if settings.max_batch_events > settings.max_inflight_events:
+            raise SettingsError(
+                f"MAX_BATCH_EVENTS={settings.max_batch_events} exceeds MAX_INFLIGHT_EVENTS="
+                f"{settings.max_inflight_events}: a batch that large could never be taken on"
+            )
+        return settings

@@ -22,7 +22,8 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    ctx.metrics.inflight = ctx.inflight
+    admission = ctx.admission
+    ctx.metrics.inflight = (admission.requests, admission.bytes, admission.events)
     return web.Response(
         body=generate_latest(ctx.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -4,9 +4,11 @@ producers (each with its linger), both reach Kafka, and closing delivers what ei
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from gateway.errors import Overloaded
 from gateway.kafka_confluent import ConfluentPublisher
 from gateway.publisher import ProducerOptions
 from ingest_core.kafka import TopicSpec, ensure_topics
@@ -16,10 +18,12 @@ from tests.support.kafka import read_topic, unique
 pytestmark = pytest.mark.integration
 
 
-def _options(bootstrap: str, linger_ms: float, batch_linger_ms: float | None) -> ProducerOptions:
+def _options(
+    bootstrap: str, linger_ms: float, batch_linger_ms: float | None, max_inflight_events: int = 10_000
+) -> ProducerOptions:
     return ProducerOptions(
         bootstrap=bootstrap, delivery_timeout_ms=10_000, metadata_timeout_ms=3_000,
-        linger_ms=linger_ms, compression="lz4", max_inflight_events=10_000,
+        linger_ms=linger_ms, compression="lz4", max_inflight_events=max_inflight_events,
         batch_linger_ms=batch_linger_ms,
     )  # fmt: skip
 
@@ -81,3 +85,28 @@ async def test_equal_lingers_share_one_producer(kafka_bootstrap: str) -> None:
         await publisher.close()
     messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 4)
     assert len(messages) == 4
+
+
+async def test_a_full_producer_queue_is_overloaded_at_once_and_drains(kafka_bootstrap: str) -> None:
+    # The gateway bounds the events of the requests it is handling before they get here; this
+    # bound also covers records still queued for requests already answered (after a timeout).
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, 0.2, 5.0, max_inflight_events=1000))
+    await publisher.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(Overloaded):
+            await publisher.publish(topic, _records("too-many", 1500))
+        assert time.monotonic() - started < 2
+        # The 1,000 records queued before the refusal are still delivered; the queue drains.
+        for _ in range(300):
+            if publisher._queued() == 0:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(publisher.publish(topic, _records("after", 10)), timeout=15)
+    finally:
+        await publisher.close()
+    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1010)
+    names = [(m.value() or b"").decode().split(":")[1].strip('"') for m in messages]
+    assert (names.count("too-many"), names.count("after")) == (1000, 10)

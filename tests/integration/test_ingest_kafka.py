@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from tests.support.gateway import (
     EXAMPLE_SCHEMA,
     REFERENCE_EXAMPLE,
+    GatewayHandle,
     envelope,
     event_with_levels,
     running_gateway,
@@ -282,18 +285,78 @@ async def test_overload_is_shed_fast_with_503_and_every_200_is_on_kafka(
     assert {orjson.loads(m.value() or b"")["msgid"] for m in msgs} == {b["params"]["msgid"] for b in ok}
 
 
-async def test_a_full_producer_queue_answers_503_at_once(kafka_bootstrap: str, tmp_path: Path) -> None:
-    topic = unique("ingest.queue")
+async def _gauge(gw: GatewayHandle, name: str) -> float:
+    async with gw.session.get("/metrics") as resp:
+        for line in (await resp.text()).splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} is not in /metrics")
+
+
+async def _until_gauge(gw: GatewayHandle, name: str, value: float) -> None:
+    deadline = time.monotonic() + 5
+    while (current := await _gauge(gw, name)) != value:
+        assert time.monotonic() < deadline, f"{name} stayed at {current}, not {value}"
+        await asyncio.sleep(0.02)
+
+
+def _overloaded(result: tuple[int, dict[str, Any], Any]) -> bool:
+    status, headers, body = result
+    return (status, body["error"]["code"], headers["Retry-After"]) == (503, "OVERLOADED", "1")
+
+
+async def test_events_in_flight_are_bounded_over_all_requests(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic = unique("ingest.events")
+    # A long linger holds the first request in its wait for Kafka while the others arrive.
     async with running_gateway(
-        kafka_bootstrap, [example_dataset(topic)], tmp_path, max_inflight_events=1000, max_batch_events=5000
-    ) as gw:
-        start = time.monotonic()
-        status, headers, body = await gw.post("example", envelope([{"eid": "x"}] * 1500, msgid="q-1"))
-        elapsed = time.monotonic() - start
-        ok_status, deadline = 0, time.monotonic() + 10
-        while ok_status != 200 and time.monotonic() < deadline:  # as a client honouring Retry-After
-            ok_status, _, _ = await gw.post("example", envelope([{"eid": "x"}] * 10, msgid="q-2"))
-            await asyncio.sleep(0.05)
-    assert (status, body["error"]["code"], headers["Retry-After"]) == (503, "OVERLOADED", "1")
-    assert elapsed < 5
-    assert ok_status == 200  # the queue drains: the gateway recovers by itself
+        kafka_bootstrap, [example_dataset(topic)], tmp_path,
+        max_inflight_events=1000, max_batch_events=1000, kafka_batch_linger_ms=1500.0,
+    ) as gw:  # fmt: skip
+        batch = [{"eid": f"E{i}"} for i in range(600)]
+        first = asyncio.create_task(gw.post("example", envelope(batch, msgid="ev-1")))
+        await _until_gauge(gw, "gateway_inflight_events", 600)
+        started = time.monotonic()
+        assert _overloaded(await gw.post("example", envelope(batch, msgid="ev-2")))  # 1,200 > 1,000
+        assert time.monotonic() - started < 1  # at once, not after the first one's wait
+        fits = await gw.post("example", envelope(batch[:400], msgid="ev-3"))  # exactly 1,000
+        assert (await first)[0] == 200
+        assert fits[0] == 200
+        assert await _gauge(gw, "gateway_inflight_events") == 0
+        assert (await gw.post("example", envelope(batch, msgid="ev-4")))[0] == 200  # released
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1601, 4.0)
+    by_msgid = Counter(orjson.loads(m.value() or b"")["msgid"] for m in msgs)
+    assert by_msgid == {"ev-1": 600, "ev-3": 400, "ev-4": 600}
+
+
+async def test_body_bytes_in_flight_are_bounded_whether_announced_or_chunked(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.bytes")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path,
+        max_body_bytes=64 * 1024, max_inflight_bytes=100 * 1024, kafka_batch_linger_ms=1500.0,
+    ) as gw:  # fmt: skip
+        big = orjson.dumps(envelope([{"eid": f"E{i:04d}", "pad": "x" * 100} for i in range(450)], "b-1"))
+        assert 50 * 1024 < len(big) < 64 * 1024
+        first = asyncio.create_task(gw.post("example", None, raw=big))
+        await _until_gauge(gw, "gateway_inflight_bytes", len(big))
+        # A second large body would take the total past 100 KiB: refused before it is read.
+        assert _overloaded(await gw.post("example", None, raw=big.replace(b"b-1", b"b-2")))
+
+        async def chunked(msgid: str) -> tuple[int, dict[str, Any], Any]:
+            async def body() -> AsyncIterator[bytes]:  # sent chunked: no Content-Length
+                yield orjson.dumps(envelope({"eid": "C1"}, msgid))
+
+            async with gw.session.post("/v2/data/in/example", data=body()) as resp:
+                return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+        # A body of unannounced length holds MAX_BODY_BYTES until read: no room for it now...
+        assert _overloaded(await chunked("c-1"))
+        # ...while a small announced one fits beside the first.
+        assert (await gw.post("example", envelope({"eid": "S1"}, "s-1")))[0] == 200
+        assert (await first)[0] == 200
+        assert (await chunked("c-2"))[0] == 200  # and once read, only its own size
+        assert await _gauge(gw, "gateway_inflight_bytes") == 0
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 453, 4.0)
+    by_msgid = Counter(orjson.loads(m.value() or b"")["msgid"] for m in msgs)
+    assert by_msgid == {"b-1": 450, "s-1": 1, "c-2": 1}

@@ -71,7 +71,7 @@ def test_batch_sizes_and_inflight() -> None:
     m = GatewayMetrics(["example"])
     for count in (1, 100, 100, 10_000, 20_000):
         m.batch_size.observe(count)
-    m.inflight = 7
+    m.inflight = (7, 4096, 250)
     s = _samples(m)
 
     def bucket(le: str) -> float:
@@ -86,3 +86,5 @@ def test_batch_sizes_and_inflight() -> None:
     )
     assert s[("gateway_request_events_sum", frozenset())] == 30_201
     assert s[("gateway_inflight_requests", frozenset())] == 7
+    assert s[("gateway_inflight_bytes", frozenset())] == 4096
+    assert s[("gateway_inflight_events", frozenset())] == 250

@@ -35,12 +35,28 @@ def test_batch_requests_linger_longer_by_default() -> None:
         ("GATEWAY_PORT", "http", "GATEWAY_PORT='http': expected an integer"),
         ("GATEWAY_PUBLISHER", "kafka-python", "GATEWAY_PUBLISHER='kafka-python': expected one of"),
         ("GATEWAY_LISTEN_BACKLOG", "0", "GATEWAY_LISTEN_BACKLOG=0: must be at least 1"),
+        ("MAX_INFLIGHT_BYTES", "1k", "MAX_INFLIGHT_BYTES='1k': expected an integer"),
+        ("MAX_INFLIGHT_BYTES", "100", "MAX_INFLIGHT_BYTES=100: must be at least 1024"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError) as info:
         GatewaySettings.from_env({name: value})
     assert str(info.value).startswith(message)
+
+
+def test_in_flight_bounds_default_and_must_fit_the_largest_request() -> None:
+    d = GatewaySettings()
+    assert (d.max_inflight_bytes, d.max_inflight_events) == (64 * 1024 * 1024, 500_000)
+    fits = GatewaySettings.from_env({"MAX_INFLIGHT_BYTES": "2048", "MAX_BODY_BYTES": "2048"})
+    assert (fits.max_inflight_bytes, fits.max_body_bytes) == (2048, 2048)
+    with pytest.raises(SettingsError) as info:
+        GatewaySettings.from_env({"MAX_INFLIGHT_BYTES": "5000000"})  # the default body is 10 MiB
+    assert str(info.value).startswith("MAX_BODY_BYTES=10485760 exceeds MAX_INFLIGHT_BYTES=5000000")
+    with pytest.raises(SettingsError) as info:
+        GatewaySettings.from_env({"MAX_INFLIGHT_EVENTS": "5000"})  # the default batch is 10,000
+    assert str(info.value).startswith("MAX_BATCH_EVENTS=10000 exceeds MAX_INFLIGHT_EVENTS=5000")
+    assert GatewaySettings.from_env({"MAX_INFLIGHT_EVENTS": "5000", "MAX_BATCH_EVENTS": "5000"})
 
 
 def test_sink_defaults_and_batches_in_flight() -> None:
