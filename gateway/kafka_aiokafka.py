@@ -1,12 +1,15 @@
 """Publisher on aiokafka (pure Python): the alternative to confluent-kafka, chosen with
 ``GATEWAY_PUBLISHER=aiokafka``. Same guarantees: idempotent, acks=all, bounded waits.
 
-Measured in one run (make bench): aiokafka's own ceiling is ~61k records/s against ~221k for
-confluent-kafka, and the gateway on it does ~34k events/s in 100-event batches against ~102k (with
-a p99 of seconds), so confluent-kafka is the default; this one needs no native library, and is a
-little faster for single events (~10.2k req/s against ~7.9k). aiokafka has no queue limit of its own:
-events in flight are bounded by MAX_INFLIGHT_REQUESTS x MAX_BATCH_EVENTS. One producer serves every
-request, with ``KAFKA_LINGER_MS``: ``KAFKA_BATCH_LINGER_MS`` is the confluent publisher's.
+confluent-kafka is the default because it is faster (README, Performance; in the latest run
+aiokafka's own ceiling was ~42k records/s against ~567k, the gateway on it did ~29k events/s in
+100-event batches against ~158k, and ~8.3k single-event requests/s against ~9.7k); this one needs
+no native library. One producer serves every request, with ``KAFKA_LINGER_MS``:
+``KAFKA_BATCH_LINGER_MS`` is the confluent publisher's.
+
+aiokafka has no queue limit of its own. The events of the requests in flight are bounded by the
+gateway (``MAX_INFLIGHT_EVENTS``, see ``gateway.admission``); the records of a request answered 503
+after ``DELIVERY_TIMEOUT_MS`` stay in aiokafka's batches until its request timeout, the same length.
 """
 
 from __future__ import annotations
