@@ -29,6 +29,7 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
         batch_linger_ms=settings.kafka_batch_linger_ms,
         compression=settings.kafka_compression,
         max_inflight_events=settings.max_inflight_events,
+        report_wakeup=settings.kafka_report_wakeup,
     )
     if settings.publisher == "aiokafka":
         return AiokafkaPublisher(options)

@@ -6,8 +6,9 @@ the broker gets fewer, larger produce requests where a few milliseconds are a sm
 request's time. Everything below holds for each of them.
 
 Delivery reports are polled on the event loop itself (``poll(0)`` after each request's records are
-queued, and about every millisecond while anything is in flight), so callbacks run on the loop
-thread and resolve futures directly: no poll thread fighting the loop for the GIL, no
+queued, and as soon as librdkafka signals new ones through a pipe, see ``gateway.rdkafka_wakeup``;
+where that cannot be had, about every millisecond while anything is in flight), so callbacks run
+on the loop thread and resolve futures directly: no poll thread fighting the loop for the GIL, no
 ``call_soon_threadsafe``. One future per request, counted down per record, is resolved when the
 last record of the request is acknowledged or the first fails.
 
@@ -32,6 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
 from gateway.publisher import ProducerOptions
+from gateway.rdkafka_wakeup import ReportWakeup
 from gateway.topic_watch import TopicWatch
 from ingest_core.record import OutRecord
 
@@ -86,6 +88,10 @@ class ConfluentPublisher:
             else self._new_producer("ingest-gateway-batches", options.batch_linger_ms)
         )
         self._producers = (self._producer,) if self._bulk is self._producer else (self._producer, self._bulk)
+        self._wakeups: list[ReportWakeup] = []
+        # Whether reports must be polled on a timer while anything is in flight: until every
+        # producer has its wake-up pipe.
+        self._timer_polls = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
@@ -126,6 +132,16 @@ class ConfluentPublisher:
     async def start(self) -> None:
         """Wait for Kafka's first metadata answer; raises KafkaUnavailable if it does not come."""
         self._loop = asyncio.get_running_loop()
+        if self._options.report_wakeup == "pipe":
+            client_ids = ("ingest-gateway", "ingest-gateway-batches")
+            for producer, client_id in zip(self._producers, client_ids, strict=False):
+                wakeup = ReportWakeup.attach(self._loop, producer, client_id)
+                if wakeup is not None:
+                    self._wakeups.append(wakeup)
+            self._timer_polls = len(self._wakeups) < len(self._producers)
+        log.info(
+            "delivery reports served %s", "on a timer" if self._timer_polls else "on librdkafka's signal"
+        )
         await self._watch.start()
         self._idle_task = asyncio.create_task(self._idle_poll_loop())
 
@@ -139,6 +155,10 @@ class ConfluentPublisher:
         if self._queued() > 0:
             log.error("closing with %d records not acknowledged by Kafka", self._queued())
         await self._watch.close()
+        for wakeup in self._wakeups:
+            wakeup.close()
+        self._wakeups.clear()
+        self._timer_polls = True  # anything reported later is served by the idle poll
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,7 +214,7 @@ class ConfluentPublisher:
     # Polling ---------------------------------------------------------------------------------
 
     def _schedule_poll(self) -> None:
-        if self._poll_handle is None and self._loop is not None:
+        if self._poll_handle is None and self._timer_polls and self._loop is not None:
             self._poll_handle = self._loop.call_later(_POLL_INTERVAL_S, self._poll)
 
     def _poll(self) -> None:

@@ -26,6 +26,8 @@ class ProducerOptions:
     metadata_refresh_s: float = 2.0
     # Records of requests of several events; None: the same as linger_ms.
     batch_linger_ms: float | None = None
+    # How confluent-kafka's delivery reports reach the loop: "pipe" (librdkafka signals) or "timer".
+    report_wakeup: str = "pipe"
 
 
 class Publisher(Protocol):

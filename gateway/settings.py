@@ -37,6 +37,8 @@ class GatewaySettings:
     # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
     listen_backlog: int = 1024
     publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
+    # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled ~1 ms).
+    kafka_report_wakeup: str = "pipe"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -65,6 +67,9 @@ class GatewaySettings:
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
             listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),
             publisher=env_choice(env, "GATEWAY_PUBLISHER", d.publisher, ("confluent", "aiokafka")),
+            kafka_report_wakeup=env_choice(
+                env, "KAFKA_REPORT_WAKEUP", d.kafka_report_wakeup, ("pipe", "timer")
+            ),
         )
         # A request as large as allowed must fit within the in-flight bounds, or it could only
         # ever be answered 503 "retry".

@@ -1,16 +1,19 @@
 """The confluent publisher against real Kafka: single-event and multi-event requests take their own
-producers (each with its linger), both reach Kafka, and closing delivers what either has queued."""
+producers (each with its linger), both reach Kafka, and closing delivers what either has queued;
+a full queue is refused at once; reports wake the loop through librdkafka's pipe, or a timer."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
 from gateway.errors import Overloaded
 from gateway.kafka_confluent import ConfluentPublisher
 from gateway.publisher import ProducerOptions
+from gateway.rdkafka_wakeup import ReportWakeup
 from ingest_core.kafka import TopicSpec, ensure_topics
 from ingest_core.record import OutRecord
 from tests.support.kafka import read_topic, unique
@@ -110,3 +113,44 @@ async def test_a_full_producer_queue_is_overloaded_at_once_and_drains(kafka_boot
     messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1010)
     names = [(m.value() or b"").decode().split(":")[1].strip('"') for m in messages]
     assert (names.count("too-many"), names.count("after")) == (1000, 10)
+
+
+async def test_reports_wake_the_loop_through_librdkafkas_pipe(kafka_bootstrap: str) -> None:
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, 0.2, 5.0))
+    await publisher.start()
+    try:
+        # Both producers signal through their pipes: no timer polls at all.
+        assert (len(publisher._wakeups), publisher._timer_polls) == (2, False)
+        for _ in range(3):
+            await asyncio.wait_for(publisher.publish(topic, _records("single", 1)), timeout=15)
+            await asyncio.wait_for(publisher.publish(topic, _records("batch", 5)), timeout=15)
+        assert publisher._poll_handle is None
+        # Each producer's reports (from its first wait on) arrived through its pipe.
+        assert all(wakeup.wakeups >= 1 for wakeup in publisher._wakeups)
+        wakeups = list(publisher._wakeups)
+    finally:
+        await publisher.close()
+    assert publisher._wakeups == []
+    assert all(wakeup._queue is None for wakeup in wakeups)  # signalling off, queue released
+    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 18)
+    assert len(messages) == 18
+
+
+async def test_reports_are_polled_on_a_timer_when_asked_or_when_the_handle_does_not_check_out(
+    kafka_bootstrap: str,
+) -> None:
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    publisher = ConfluentPublisher(replace(_options(kafka_bootstrap, 0.2, 5.0), report_wakeup="timer"))
+    await publisher.start()
+    try:
+        assert (publisher._wakeups, publisher._timer_polls) == ([], True)
+        await asyncio.wait_for(publisher.publish(topic, _records("timer", 3)), timeout=15)
+        # A producer whose handle does not name the client id given is refused, not written to.
+        loop = asyncio.get_running_loop()
+        assert ReportWakeup.attach(loop, publisher._producer, "someone-else") is None
+    finally:
+        await publisher.close()
+    assert len(await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 3)) == 3

@@ -35,6 +35,7 @@ def test_batch_requests_linger_longer_by_default() -> None:
         ("GATEWAY_PORT", "http", "GATEWAY_PORT='http': expected an integer"),
         ("GATEWAY_PUBLISHER", "kafka-python", "GATEWAY_PUBLISHER='kafka-python': expected one of"),
         ("GATEWAY_LISTEN_BACKLOG", "0", "GATEWAY_LISTEN_BACKLOG=0: must be at least 1"),
+        ("KAFKA_REPORT_WAKEUP", "fd", "KAFKA_REPORT_WAKEUP='fd': expected one of pipe, timer"),
         ("MAX_INFLIGHT_BYTES", "1k", "MAX_INFLIGHT_BYTES='1k': expected an integer"),
         ("MAX_INFLIGHT_BYTES", "100", "MAX_INFLIGHT_BYTES=100: must be at least 1024"),
     ],
