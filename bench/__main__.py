@@ -323,7 +323,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(res: dict[str, Result], runs: int) -> str:
+def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | None = None) -> str:
+    """The Markdown tables. ``rounds``: each round's own figures, for each ratio round by round."""
     lines = [
         f"Medians of {runs} rounds (every scenario once per round); one process per program;"
         " load from wrk (1 thread) on loopback.",
@@ -378,9 +379,15 @@ def report(res: dict[str, Result], runs: int) -> str:
             f"200s {o['acknowledged']:,.0f}, on Kafka {o['on_kafka']:,.0f}, lost {o['lost']:.0f}.",
         ]
     ratios = ratios_of(res)
+    # Each round's ratio too: both sides measured minutes apart, where the medians may come from
+    # different rounds; how far they spread shows how much the machine drifted.
+    per_round = [ratios_of(r) for r in rounds or []]
     if ratios:
-        lines += ["", "| ratio (same run) | value | target |", "|---|---|---|"]
-        lines += [f"| {k} | {v:.2f} | {t} |" for k, (v, t) in ratios.items()]
+        lines += ["", "| ratio (same run) | value (of the medians) | round by round | target |"]
+        lines.append("|---|---|---|---|")
+        for k, (v, t) in ratios.items():
+            each = ", ".join(f"{pr[k][0]:.2f}" for pr in per_round if k in pr)
+            lines.append(f"| {k} | {v:.2f} | {each} | {t} |")
     return "\n".join(lines)
 
 
@@ -438,6 +445,7 @@ def main() -> int:
     bench.broker.start()
     pg: LocalPostgres | None = None
     res: dict[str, Result] = {}
+    rounds: list[dict[str, Result]] = []
 
     def want(name: str) -> bool:
         return not args.only or any(name.startswith(p) for p in args.only.split(","))
@@ -501,6 +509,9 @@ def main() -> int:
                 samples.setdefault(name, []).append(fn())
                 print(f"bench: {name}: {json.dumps(samples[name][-1])}", file=sys.stderr, flush=True)
         res.update({name: median_of(runs) for name, runs in samples.items()})
+        rounds = [
+            {name: runs[i] for name, runs in samples.items() if i < len(runs)} for i in range(args.runs)
+        ]
         if want("overload"):
             print("bench: overload ...", file=sys.stderr, flush=True)
             res["overload"] = bench.overload()
@@ -508,7 +519,7 @@ def main() -> int:
         if pg is not None:
             pg.destroy()
         bench.broker.stop()
-    text = report(res, args.runs)
+    text = report(res, args.runs, rounds)
     RESULTS.mkdir(exist_ok=True)
     out = {
         "machine": machine(),
@@ -516,6 +527,7 @@ def main() -> int:
         "seconds": args.seconds,
         "results": res,
         "ratios": {k: v for k, (v, _t) in ratios_of(res).items()},
+        "rounds": rounds,
         "table": text,
     }
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
