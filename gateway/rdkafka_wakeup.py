@@ -5,7 +5,7 @@ logs) gets events while nobody is polling it (``rd_kafka_queue_io_event_enable``
 watched by the event loop, reports are served as soon as they exist. Without it they wait, whenever
 every request is waiting for Kafka, for the publisher's next timer tick: ~1 ms, in whole
 milliseconds on uvloop. Measured with one gateway process and wrk, single events: at concurrency 1,
-~220-330 req/s with the timer against ~425-445 with the pipe; at 8, ~2.6-3.1k against ~3.6-4.8k;
+~220-330 req/s with the timer against ~380-445 with the pipe; at 8, ~2.6-3.1k against ~3.6-4.8k;
 at 32, where a report is usually served right after another request's records are queued, within
 the noise.
 
@@ -42,9 +42,12 @@ _RD_KAFKA_PRODUCER = 0  # rd_kafka_type_t
 def _load_librdkafka() -> ctypes.CDLL | None:
     """The librdkafka confluent-kafka uses: the one its wheel bundles, else the system's."""
     package = Path(confluent_kafka.__file__).parent
-    candidates = sorted(glob.glob(str(package.parent / "confluent_kafka.libs" / "librdkafka*.so*")))
-    system = ctypes.util.find_library("rdkafka")
-    for path in [*candidates, *([system] if system else [])]:
+    bundled = sorted(glob.glob(str(package.parent / "confluent_kafka.libs" / "librdkafka*.so*")))
+    for path in [*bundled, None]:
+        if path is None:  # looked for only now: find_library may run ldconfig
+            path = ctypes.util.find_library("rdkafka")
+            if path is None:
+                break
         try:
             lib = ctypes.CDLL(path)
             lib.rd_kafka_version.restype = ctypes.c_int
