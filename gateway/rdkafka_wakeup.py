@@ -42,7 +42,11 @@ _RD_KAFKA_PRODUCER = 0  # rd_kafka_type_t
 def _load_librdkafka() -> ctypes.CDLL | None:
     """The librdkafka confluent-kafka uses: the one its wheel bundles, else the system's."""
     package = Path(confluent_kafka.__file__).parent
-    bundled = sorted(glob.glob(str(package.parent / "confluent_kafka.libs" / "librdkafka*.so*")))
+    # Where the wheels put it: auditwheel (Linux) beside the package, delocate (macOS) inside it.
+    bundled = sorted(
+        glob.glob(str(package.parent / "confluent_kafka.libs" / "librdkafka*.so*"))
+        + glob.glob(str(package / ".dylibs" / "librdkafka*.dylib"))
+    )
     for path in [*bundled, None]:
         if path is None:  # looked for only now: find_library may run ldconfig
             path = ctypes.util.find_library("rdkafka")
@@ -92,12 +96,20 @@ class ReportWakeup:
         self._queue: int | None = queue
         self._loop = loop
         self._read_fd, self._write_fd = os.pipe()
-        # librdkafka writes from its own threads: it must never block on a full pipe.
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
         self._poll = producer.poll
         self.wakeups = 0
-        loop.add_reader(self._read_fd, self._on_readable)
+        try:
+            # librdkafka writes from its own threads: it must never block on a full pipe.
+            os.set_blocking(self._read_fd, False)
+            os.set_blocking(self._write_fd, False)
+            # Not every event loop watches pipes (Windows' proactor does not): the caller keeps
+            # its timer then.
+            loop.add_reader(self._read_fd, self._on_readable)
+        except BaseException:
+            os.close(self._read_fd)
+            os.close(self._write_fd)
+            lib.rd_kafka_queue_destroy(queue)
+            raise
         lib.rd_kafka_queue_io_event_enable(queue, self._write_fd, b"1", 1)
         # Events queued before this point wrote no byte: serve them, so that the next one does.
         self._poll(0)
@@ -123,7 +135,11 @@ class ReportWakeup:
         queue = lib.rd_kafka_queue_get_main(rk)
         if not queue:
             return None
-        return cls(lib, queue, loop, producer)
+        try:
+            return cls(lib, queue, loop, producer)
+        except (NotImplementedError, OSError) as exc:
+            log.info("no pipe to wake the event loop (%s): delivery reports are served by a timer", exc)
+            return None
 
     def _on_readable(self) -> None:
         self.wakeups += 1

@@ -154,3 +154,23 @@ async def test_reports_are_polled_on_a_timer_when_asked_or_when_the_handle_does_
     finally:
         await publisher.close()
     assert len(await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 3)) == 3
+
+
+async def test_a_loop_that_cannot_watch_pipes_keeps_the_timer(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    def no_pipes(*_args: object) -> None:
+        raise NotImplementedError("add_reader")  # as Windows' proactor loop answers
+
+    monkeypatch.setattr(loop, "add_reader", no_pipes)
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, 0.2, 5.0))
+    await publisher.start()
+    try:
+        assert (publisher._wakeups, publisher._timer_polls) == ([], True)
+        await asyncio.wait_for(publisher.publish(topic, _records("timer", 2)), timeout=15)
+    finally:
+        await publisher.close()
