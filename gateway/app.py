@@ -42,6 +42,7 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
         ingestor=Ingestor(registry, settings.max_batch_events),
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_ms / 1000,
         admission=Admission(
             max_requests=settings.max_inflight_requests,
             max_bytes=settings.max_inflight_bytes,

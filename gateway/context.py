@@ -17,6 +17,7 @@ class GatewayContext:
     ingestor: Ingestor
     metrics: GatewayMetrics
     max_body_bytes: int
+    body_timeout_s: float
     admission: Admission
     _publisher: Publisher | None = field(default=None)
 

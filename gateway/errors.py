@@ -63,6 +63,16 @@ class PayloadTooLarge(ApiError):
     default_message = "Request body is too large"
 
 
+class BodyTimeout(ApiError):
+    """The body did not arrive in full within BODY_TIMEOUT_MS; nothing of the request was published."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408
+    response_code = "REQUEST_TIMEOUT"
+    retriable = True
+    default_message = "The request body did not arrive in time"
+
+
 class KafkaUnavailable(ApiError):
     """Kafka did not acknowledge the events in time; nothing in this request may be counted as ingested."""
 
@@ -106,6 +116,7 @@ ALL_ERRORS: tuple[type[ApiError], ...] = (
     TopicNotDefined,
     TopicMissing,
     PayloadTooLarge,
+    BodyTimeout,
     KafkaUnavailable,
     Overloaded,
     RouteNotFound,

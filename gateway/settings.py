@@ -22,6 +22,7 @@ class GatewaySettings:
     kafka_bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
     topics_file: Path = Path("topics.yaml")  # TOPICS_FILE
     max_body_bytes: int = 10 * MIB  # MAX_BODY_BYTES: larger bodies get 413
+    body_timeout_ms: int = 30_000  # BODY_TIMEOUT_MS: longest wait for a body to arrive, then 408
     delivery_timeout_ms: int = 10_000  # DELIVERY_TIMEOUT_MS: longest wait for Kafka's ack, then 503
     metadata_timeout_ms: int = 3_000  # METADATA_TIMEOUT_MS: longest wait to learn a topic is missing
     max_batch_events: int = 10_000  # MAX_BATCH_EVENTS: events in one request
@@ -50,6 +51,7 @@ class GatewaySettings:
             kafka_bootstrap_servers=env_str(env, "KAFKA_BOOTSTRAP_SERVERS", d.kafka_bootstrap_servers),
             topics_file=Path(env_str(env, "TOPICS_FILE", str(d.topics_file))),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            body_timeout_ms=env_int(env, "BODY_TIMEOUT_MS", d.body_timeout_ms, minimum=100),
             delivery_timeout_ms=env_int(env, "DELIVERY_TIMEOUT_MS", d.delivery_timeout_ms, minimum=100),
             metadata_timeout_ms=env_int(env, "METADATA_TIMEOUT_MS", d.metadata_timeout_ms, minimum=100),
             max_batch_events=env_int(env, "MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from aiohttp import web
 
 from gateway.context import CONTEXT
-from gateway.errors import InvalidInput, PayloadTooLarge
+from gateway.errors import BodyTimeout, InvalidInput, PayloadTooLarge
 from gateway.handling import MSGID_KEY, Routes
 from gateway.ingest import msgid_of
 from gateway.responses import success_body
 from ingest_core.record import may_hold_nul
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     try:
-        return await request.read()
+        if request.content.is_eof():
+            # Already received in full (a body that came with its headers: nearly every request):
+            # no timer to set.
+            return await request.read()
+        # A client that announces a body and stalls would hold its share of the in-flight bounds
+        # for as long as it keeps the connection open.
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body exceeds {limit} bytes") from None
+    except TimeoutError:
+        raise BodyTimeout() from None
 
 
 async def ingest(request: web.Request) -> web.Response:
@@ -31,7 +42,7 @@ async def ingest(request: web.Request) -> web.Response:
     admission.admit(held)
     events = 0
     try:
-        body = await _read_body(request, ctx.max_body_bytes)
+        body = await _read_body(request, ctx.max_body_bytes, ctx.body_timeout_s)
         if length is None:
             admission.resize(held, len(body))
             held = len(body)

@@ -328,6 +328,51 @@ async def test_events_in_flight_are_bounded_over_all_requests(kafka_bootstrap: s
     assert by_msgid == {"ev-1": 600, "ev-3": 400, "ev-4": 600}
 
 
+async def _post_in_two_halves(gw: GatewayHandle, body: bytes, pause_s: float | None) -> tuple[int, Any]:
+    """POST ``body`` over a raw connection: headers and half the body, then after ``pause_s`` the
+    rest (never, if None). Returns the status and the parsed answer."""
+    reader, writer = await asyncio.open_connection(gw.host, gw.port)
+    try:
+        writer.write(
+            b"POST /v2/data/in/example HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
+        await writer.drain()
+        if pause_s is None:
+            await _until_gauge(gw, "gateway_inflight_bytes", len(body))  # admitted, then stalls
+        else:
+            await asyncio.sleep(pause_s)
+            writer.write(body[len(body) // 2 :])
+            await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        lines = head.split(b"\r\n")
+        length = next(int(h.split(b":")[1]) for h in lines if h.lower().startswith(b"content-length:"))
+        return int(lines[0].split()[1]), orjson.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+
+
+async def test_a_body_that_stalls_is_answered_408_and_gives_its_share_back(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.stall")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, body_timeout_ms=500
+    ) as gw:
+        status, answer = await _post_in_two_halves(gw, orjson.dumps(envelope({"eid": "T1"}, "t-1")), None)
+        assert (status, answer["error"]["code"], answer["responseCode"]) == (
+            408, "REQUEST_TIMEOUT", "REQUEST_TIMEOUT",
+        )  # fmt: skip
+        assert await _gauge(gw, "gateway_inflight_bytes") == 0
+        assert await _gauge(gw, "gateway_inflight_requests") == 0
+        # A body that arrives within the timeout, whole or in pieces, is taken.
+        assert (await _post_in_two_halves(gw, orjson.dumps(envelope({"eid": "T2"}, "t-2")), 0.1))[0] == 200
+        assert (await gw.post("example", envelope({"eid": "T3"}, "t-3")))[0] == 200
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 3, 4.0)
+    assert sorted(orjson.loads(m.value() or b"")["msgid"] for m in msgs) == ["t-2", "t-3"]
+
+
 async def test_body_bytes_in_flight_are_bounded_whether_announced_or_chunked(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:

@@ -54,6 +54,8 @@ class GatewayHandle:
     session: aiohttp.ClientSession
     registry: Registry
     bootstrap: str
+    host: str = "127.0.0.1"
+    port: int = 0
 
     async def post(
         self, dataset: str, body: Any, raw: bytes | None = None
@@ -81,6 +83,6 @@ async def running_gateway(
     await server.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
-            yield GatewayHandle(session, registry, bootstrap)
+            yield GatewayHandle(session, registry, bootstrap, server.host, server.port or 0)
     finally:
         await server.close()
