@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import glob
 import logging
 import os
@@ -75,15 +76,7 @@ def _load_librdkafka() -> ctypes.CDLL | None:
     return None
 
 
-_lib: ctypes.CDLL | None = None
-_lib_loaded = False
-
-
-def _librdkafka() -> ctypes.CDLL | None:
-    global _lib, _lib_loaded
-    if not _lib_loaded:
-        _lib, _lib_loaded = _load_librdkafka(), True
-    return _lib
+_librdkafka = functools.cache(_load_librdkafka)  # looked for once per process
 
 
 class ReportWakeup:
