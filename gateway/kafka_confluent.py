@@ -132,6 +132,9 @@ class ConfluentPublisher:
     async def start(self) -> None:
         """Wait for Kafka's first metadata answer; raises KafkaUnavailable if it does not come."""
         self._loop = asyncio.get_running_loop()
+        await self._watch.start()
+        # Only once Kafka has answered: a start that fails leaves no pipe behind (nor a reference
+        # to the producer's queue, which would hold up its destruction).
         if self._options.report_wakeup == "pipe":
             client_ids = ("ingest-gateway", "ingest-gateway-batches")
             for producer, client_id in zip(self._producers, client_ids, strict=False):
@@ -142,7 +145,6 @@ class ConfluentPublisher:
         log.info(
             "delivery reports served %s", "on a timer" if self._timer_polls else "on librdkafka's signal"
         )
-        await self._watch.start()
         self._idle_task = asyncio.create_task(self._idle_poll_loop())
 
     async def close(self, flush_timeout_s: float = 10.0) -> None:

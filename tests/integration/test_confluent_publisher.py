@@ -5,12 +5,13 @@ a full queue is refused at once; reports wake the loop through librdkafka's pipe
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import replace
 
 import pytest
 
-from gateway.errors import Overloaded
+from gateway.errors import KafkaUnavailable, Overloaded
 from gateway.kafka_confluent import ConfluentPublisher
 from gateway.publisher import ProducerOptions
 from gateway.rdkafka_wakeup import ReportWakeup
@@ -174,3 +175,13 @@ async def test_a_loop_that_cannot_watch_pipes_keeps_the_timer(
         await asyncio.wait_for(publisher.publish(topic, _records("timer", 2)), timeout=15)
     finally:
         await publisher.close()
+
+
+async def test_a_start_that_fails_leaves_no_pipe_behind() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    publisher = ConfluentPublisher(replace(_options(dead, 0.2, 5.0), metadata_timeout_ms=500))
+    with pytest.raises(KafkaUnavailable):
+        await publisher.start()
+    assert (publisher._wakeups, publisher._timer_polls) == ([], True)
