@@ -8,6 +8,7 @@ so that whoever supervises it restarts the whole.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.errors import KafkaUnavailable
+from gateway.listener import Listener
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry, load_registry
 from ingest_core.runtime import install_uvloop, tune_gc, when_orphaned
@@ -38,22 +40,42 @@ def serve(settings: GatewaySettings, registry: Registry) -> int:
     install_uvloop()
     tune_gc()
     try:
-        web.run_app(
-            create_app(settings, registry),
-            host=settings.host,
-            port=settings.port,
-            reuse_port=settings.workers > 1,
-            # aiohttp's default, 128, overflowed when 1,000 clients connected at once (the bench's
-            # overload): ~2,000 dropped handshakes and SYN retries, clients waiting 1-7 s to connect.
-            backlog=settings.listen_backlog,
-            access_log=None,
-            shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2,
-            print=lambda _msg: log.info("listening on http://%s:%d", settings.host, settings.port),
-        )
+        asyncio.run(_serve(create_app(settings, registry), settings))
     except KafkaUnavailable as exc:
         print(f"ingest-gateway: {exc.message} ({settings.kafka_bootstrap_servers})", file=sys.stderr)
         return 1
     return 0
+
+
+async def _serve(app: web.Application, settings: GatewaySettings) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT; then stop accepting, let aiohttp finish the requests in
+    progress (within the shutdown timeout) and run the app's cleanup, which flushes the producer.
+
+    Not ``web.run_app``: its listening socket is the event loop's, which on uvloop accepts one
+    connection per loop iteration (see ``gateway.listener``).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2
+    )
+    await runner.setup()  # starts the app's contexts: raises KafkaUnavailable when Kafka is silent
+    try:
+        assert runner.server is not None, "set up above"
+        listener = Listener(
+            runner.server, settings.host, settings.port, backlog=settings.listen_backlog,
+            reuse_port=settings.workers > 1,
+        )  # fmt: skip
+        listener.start()
+        log.info("listening on http://%s:%d", settings.host, listener.port)
+        try:
+            await stop.wait()
+        finally:
+            listener.close()
+    finally:
+        await runner.cleanup()
 
 
 def _worker(settings: GatewaySettings, supervisor_pid: int) -> None:

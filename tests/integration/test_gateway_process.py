@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ingest_core.registry import load_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, write_registry
-from tests.support.kafka import ROOT, free_port_pair, unique
+from tests.support.kafka import ROOT, free_port_pair, read_topic, unique
 from tests.support.proc import children_of, running, spawned_children
 
 pytestmark = pytest.mark.integration
@@ -106,6 +108,60 @@ async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tm
         assert await asyncio.to_thread(proc.wait, 30) == 0
     finally:
         kill_all(proc)
+
+
+async def inflight_requests(session: aiohttp.ClientSession, port: int) -> float:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+        for line in (await r.text()).splitlines():
+            if line.startswith("gateway_inflight_requests "):
+                return float(line.split()[1])
+    raise AssertionError("no gateway_inflight_requests in /metrics")
+
+
+async def test_sigterm_stops_accepting_answers_the_request_in_flight_and_exits_0(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # One process (no supervisor): the request waits in the producer's 3 s linger when SIGTERM comes.
+    port = free_port_pair()
+    env = {**registry_env(kafka_bootstrap, tmp_path, port), "KAFKA_LINGER_MS": "3000"}
+    dataset = load_registry(Path(env["TOPICS_FILE"])).get("example")
+    assert dataset is not None
+    assert dataset.entry_topic is not None
+    proc = start_gateway(env)
+    try:
+        await wait_ready(port)
+        async with aiohttp.ClientSession() as session:
+
+            async def post() -> int:
+                body = envelope({"eid": "last"}, msgid="sigterm-1")
+                async with session.post(f"http://127.0.0.1:{port}/v2/data/in/example", json=body) as r:
+                    return r.status
+
+            posting = asyncio.create_task(post())
+            for _ in range(100):
+                if await inflight_requests(session, port) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the request never reached the gateway")
+            proc.send_signal(signal.SIGTERM)
+            # New connections are refused at once, while the request in flight still waits.
+            for _ in range(100):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        pass
+                except ConnectionRefusedError:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("still accepting connections after SIGTERM")
+            assert not posting.done()
+            assert await posting == 200
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        kill_all(proc)
+    records = await asyncio.to_thread(read_topic, kafka_bootstrap, dataset.entry_topic, 1)
+    assert [r.key() for r in records] == [b"sigterm-1"]
 
 
 async def test_a_dead_worker_stops_the_rest_with_status_1(kafka_bootstrap: str, tmp_path: Path) -> None:
