@@ -27,6 +27,10 @@ _PAUSE_S = 1.0
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+class ListenError(Exception):
+    """The address cannot be listened on (a name that does not resolve, a port in use, ...)."""
+
+
 def _bind(host: str, port: int, backlog: int, reuse_port: bool) -> list[socket.socket]:
     """Listening sockets for every address ``host`` stands for (one, unless a name has several)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -77,8 +81,12 @@ class Listener:
         return int(self._sockets[0].getsockname()[1]) if self._sockets else self._port
 
     def start(self) -> None:
+        """Bind and listen; raises ListenError."""
         self._loop = asyncio.get_running_loop()
-        self._sockets = _bind(self._host, self._port, self._backlog, self._reuse_port)
+        try:
+            self._sockets = _bind(self._host, self._port, self._backlog, self._reuse_port)
+        except OSError as exc:  # socket.gaierror included
+            raise ListenError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from exc
         for sock in self._sockets:
             self._loop.add_reader(sock.fileno(), self._accept, sock)
 

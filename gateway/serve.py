@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.errors import KafkaUnavailable
-from gateway.listener import Listener
+from gateway.listener import Listener, ListenError
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry, load_registry
 from ingest_core.runtime import install_uvloop, tune_gc, when_orphaned
@@ -36,13 +36,17 @@ def configure_logging(settings: GatewaySettings) -> None:
 
 
 def serve(settings: GatewaySettings, registry: Registry) -> int:
-    """Run one gateway process until SIGTERM/SIGINT; 1 when Kafka is unusable at start."""
+    """Run one gateway process until SIGTERM/SIGINT; 1 when Kafka is unusable at start or the address
+    cannot be listened on."""
     install_uvloop()
     tune_gc()
     try:
         asyncio.run(_serve(create_app(settings, registry), settings))
     except KafkaUnavailable as exc:
         print(f"ingest-gateway: {exc.message} ({settings.kafka_bootstrap_servers})", file=sys.stderr)
+        return 1
+    except ListenError as exc:
+        print(f"ingest-gateway: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -185,6 +185,15 @@ def test_unreachable_kafka_fails_the_start(tmp_path: Path) -> None:
     assert b"Kafka did not answer a metadata request at start" in out
 
 
+async def test_a_port_in_use_fails_the_start(kafka_bootstrap: str, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = start_gateway(registry_env(kafka_bootstrap, tmp_path, port))
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 1
+    assert f"ingest-gateway: cannot listen on 127.0.0.1:{port}: Address already in use".encode() in out
+
+
 def test_bad_registry_fails_with_the_key_named(tmp_path: Path) -> None:
     registry = tmp_path / "topics.yaml"
     registry.write_text("datasets:\n  - id: a\n    partitions: many\n")
