@@ -36,6 +36,8 @@ class GatewaySettings:
     log_level: str = "info"  # LOG_LEVEL
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
     # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
+    # aiohttp's default, 128, overflowed when 1,000 clients connected at once (the bench's overload):
+    # ~2,000 dropped handshakes and SYN retries, clients waiting 1-7 s to connect.
     listen_backlog: int = 1024
     publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
     # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled ~1 ms).
