@@ -19,6 +19,7 @@ from ingest_core.registry import load_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, write_registry
 from tests.support.kafka import ROOT, free_port_pair, read_topic, unique
 from tests.support.proc import children_of, running, spawned_children
+from tests.support.sink import metric_value
 
 pytestmark = pytest.mark.integration
 
@@ -112,10 +113,7 @@ async def test_workers_share_the_port_and_stop_together(kafka_bootstrap: str, tm
 
 async def inflight_requests(session: aiohttp.ClientSession, port: int) -> float:
     async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
-        for line in (await r.text()).splitlines():
-            if line.startswith("gateway_inflight_requests "):
-                return float(line.split()[1])
-    raise AssertionError("no gateway_inflight_requests in /metrics")
+        return metric_value(await r.text(), "gateway_inflight_requests ")
 
 
 async def test_sigterm_stops_accepting_answers_the_request_in_flight_and_exits_0(
