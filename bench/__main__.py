@@ -3,8 +3,9 @@
 1. raw producers (confluent-kafka, aiokafka): the gateway's records flat out, records/s and MB/s;
 2. a bare aiohttp handler: the HTTP ceiling, req/s;
 3. the gateway: single events and 100-event batches at concurrency 32 and 128, and single events
-   one at a time (the latency of one acknowledged write): req/s, events/s, MB/s, p50/p99/max
-   latency, errors, RSS;
+   one at a time (the latency of one acknowledged write), on uvloop and on asyncio's own loop
+   (EVENT_LOOP), with aiokafka and with two workers: req/s, events/s, MB/s, p50/p99/max latency,
+   errors, RSS;
 4. the sink: persisted events/s on SQLite and PostgreSQL, draining a filled topic alone, and side by
    side with the gateway under 100-event batches (accepted vs persisted over the same window);
 5. overload: far more concurrent requests than MAX_INFLIGHT_REQUESTS: share shed (503), p99, RSS
@@ -410,6 +411,13 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
             res["gateway_2workers_batch100_c32"]["events_per_s"] / max(raws),
             "(reference)",
         )
+    for kind in ("single", "batch100"):
+        uv, aio = res.get(f"gateway_{kind}_c32"), res.get(f"gateway_asyncio_{kind}_c32")
+        if uv and aio:  # EVENT_LOOP: the default (uvloop) against asyncio's own loop
+            out[f"uvloop ÷ asyncio: gateway {kind} c32 events/s"] = (
+                uv["events_per_s"] / aio["events_per_s"],
+                "(reference)",
+            )
     if "gateway_single_c32" in res:
         out["gateway single c32 p99 (ms)"] = (res["gateway_single_c32"]["p99_ms"], "≤ 25")
     if "overload" in res:
@@ -482,6 +490,8 @@ def main() -> int:
                 "gateway_aiokafka_batch100_c32",
                 lambda: bench.gateway_load(100, 32, GATEWAY_PUBLISHER="aiokafka"),
             ),
+            ("gateway_asyncio_single_c32", lambda: bench.gateway_load(1, 32, EVENT_LOOP="asyncio")),
+            ("gateway_asyncio_batch100_c32", lambda: bench.gateway_load(100, 32, EVENT_LOOP="asyncio")),
             ("gateway_2workers_single_c128", lambda: bench.gateway_load(1, 128, GATEWAY_WORKERS="2")),
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
             ("sink_sqlite", lambda: bench.sink(sqlite_url)),

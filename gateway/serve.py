@@ -24,7 +24,7 @@ from gateway.errors import KafkaUnavailable
 from gateway.listener import Listener, ListenError
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry, load_registry
-from ingest_core.runtime import install_uvloop, tune_gc, when_orphaned
+from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc, when_orphaned
 
 log = logging.getLogger("gateway")
 
@@ -38,7 +38,7 @@ def configure_logging(settings: GatewaySettings) -> None:
 def serve(settings: GatewaySettings, registry: Registry) -> int:
     """Run one gateway process until SIGTERM/SIGINT; 1 when Kafka is unusable at start or the address
     cannot be listened on."""
-    install_uvloop()
+    install_event_loop(settings.event_loop)
     tune_gc()
     try:
         asyncio.run(_serve(create_app(settings, registry), settings))
@@ -73,7 +73,7 @@ async def _serve(app: web.Application, settings: GatewaySettings) -> None:
             reuse_port=settings.workers > 1,
         )  # fmt: skip
         listener.start()
-        log.info("listening on http://%s:%d", settings.host, listener.port)
+        log.info("listening on http://%s:%d (%s)", settings.host, listener.port, running_loop_name())
         try:
             await stop.wait()
         finally:

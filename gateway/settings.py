@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_str
+from ingest_core.runtime import event_loop_from_env
 
 MIB = 1024 * 1024
 MAX_LINGER_MS = 900_000.0  # librdkafka's own limit: beyond it the producer could not be created
@@ -42,6 +43,7 @@ class GatewaySettings:
     publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
     # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled ~1 ms).
     kafka_report_wakeup: str = "pipe"
+    event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -74,6 +76,7 @@ class GatewaySettings:
             kafka_report_wakeup=env_choice(
                 env, "KAFKA_REPORT_WAKEUP", d.kafka_report_wakeup, ("pipe", "timer")
             ),
+            event_loop=event_loop_from_env(env),
         )
         # A request as large as allowed must fit within the in-flight bounds, or it could only
         # ever be answered 503 "retry".

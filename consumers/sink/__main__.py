@@ -12,7 +12,7 @@ from consumers.sink.app import FAILED, create_app
 from consumers.sink.settings import SinkSettings
 from ingest_core.env import SettingsError
 from ingest_core.registry import RegistryError, load_registry
-from ingest_core.runtime import install_uvloop, tune_gc
+from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    install_uvloop()
+    install_event_loop(settings.event_loop)
     tune_gc()
     app = create_app(settings, registry)
     web.run_app(
@@ -40,7 +40,7 @@ def main() -> int:
         port=settings.port,
         access_log=None,
         print=lambda _m: logging.getLogger("sink").info(
-            "listening on http://%s:%d", settings.host, settings.port
+            "listening on http://%s:%d (%s)", settings.host, settings.port, running_loop_name()
         ),
     )
     return 1 if app[FAILED] else 0

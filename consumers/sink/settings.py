@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_core.env import env_choice, env_int, env_str
+from ingest_core.runtime import event_loop_from_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class SinkSettings:
     batches_in_flight: int = 4  # SINK_BATCHES_IN_FLIGHT: polled batches being persisted at once
     max_backoff_ms: int = 5000  # SINK_MAX_BACKOFF_MS: cap of the retry backoff when the store is down
     log_level: str = "info"  # LOG_LEVEL
+    event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SinkSettings:
@@ -39,4 +41,5 @@ class SinkSettings:
             batches_in_flight=env_int(env, "SINK_BATCHES_IN_FLIGHT", d.batches_in_flight, minimum=1),
             max_backoff_ms=env_int(env, "SINK_MAX_BACKOFF_MS", d.max_backoff_ms, minimum=10),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
+            event_loop=event_loop_from_env(env),
         )

@@ -116,12 +116,17 @@ async def inflight_requests(session: aiohttp.ClientSession, port: int) -> float:
         return metric_value(await r.text(), "gateway_inflight_requests ")
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
 async def test_sigterm_stops_accepting_answers_the_request_in_flight_and_exits_0(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, event_loop: str
 ) -> None:
     # One process (no supervisor): the request waits in the producer's 3 s linger when SIGTERM comes.
     port = free_port_pair()
-    env = {**registry_env(kafka_bootstrap, tmp_path, port), "KAFKA_LINGER_MS": "3000"}
+    env = {
+        **registry_env(kafka_bootstrap, tmp_path, port),
+        "KAFKA_LINGER_MS": "3000",
+        "EVENT_LOOP": event_loop,
+    }
     dataset = load_registry(Path(env["TOPICS_FILE"])).get("example")
     assert dataset is not None
     assert dataset.entry_topic is not None
@@ -155,9 +160,11 @@ async def test_sigterm_stops_accepting_answers_the_request_in_flight_and_exits_0
                 raise AssertionError("still accepting connections after SIGTERM")
             assert not posting.done()
             assert await posting == 200
-        assert await asyncio.to_thread(proc.wait, 30) == 0
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0
     finally:
         kill_all(proc)
+    assert f"listening on http://127.0.0.1:{port} ({event_loop})".encode() in out, out
     records = await asyncio.to_thread(read_topic, kafka_bootstrap, dataset.entry_topic, 1)
     assert [r.key() for r in records] == [b"sigterm-1"]
 

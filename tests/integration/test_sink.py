@@ -248,7 +248,7 @@ async def test_rows_the_store_refuses_are_dead_lettered_and_the_rest_persist(
 
 
 def _sink_process(
-    bootstrap: str, registry: Registry, store_url: str, group: str, port: int
+    bootstrap: str, registry: Registry, store_url: str, group: str, port: int, event_loop: str = "auto"
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -259,6 +259,7 @@ def _sink_process(
         "SINK_PORT": str(port),
         "SINK_BATCH_SIZE": "500",
         "LOG_LEVEL": "info",
+        "EVENT_LOOP": event_loop,
     }
     # Its log goes to the store's directory (the test's tmp_path), so a failure can show it.
     log = Path(store_url.removeprefix("sqlite:///")).with_name(f"sink-{port}.log")
@@ -290,13 +291,18 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: 
         while any(running(pid) for pid in writer):
             assert time.monotonic() < deadline, "the writer outlived its killed parent"
             await asyncio.sleep(0.1)
-        proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair())
+        # The second sink runs on asyncio's own loop (EVENT_LOOP), the first on uvloop.
+        port = free_port_pair()
+        proc = _sink_process(kafka_bootstrap, registry, store_url, group, port, event_loop="asyncio")
         await asyncio.to_thread(stream.join, 60)
         rows = await wait_for_rows(store_url, total, timeout_s=90)
     finally:
         proc.kill()
         proc.wait(timeout=10)
     assert_each_event_once(rows, "kill", total)
+    logs = _sink_logs(tmp_path)
+    assert f"listening on http://127.0.0.1:{port} (asyncio)" in logs, logs
+    assert "(uvloop)" in logs, logs
 
 
 async def test_sqlite_writer_killed_mid_stream_is_replaced_and_loses_nothing(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from consumers.sink.settings import SinkSettings
@@ -36,6 +38,7 @@ def test_batch_requests_linger_longer_by_default() -> None:
         ("GATEWAY_PUBLISHER", "kafka-python", "GATEWAY_PUBLISHER='kafka-python': expected one of"),
         ("GATEWAY_LISTEN_BACKLOG", "0", "GATEWAY_LISTEN_BACKLOG=0: must be at least 1"),
         ("KAFKA_REPORT_WAKEUP", "fd", "KAFKA_REPORT_WAKEUP='fd': expected one of pipe, timer"),
+        ("EVENT_LOOP", "trio", "EVENT_LOOP='trio': expected one of auto, uvloop, asyncio"),
         ("MAX_INFLIGHT_BYTES", "1k", "MAX_INFLIGHT_BYTES='1k': expected an integer"),
         ("MAX_INFLIGHT_BYTES", "100", "MAX_INFLIGHT_BYTES=100: must be at least 1024"),
     ],
@@ -66,3 +69,23 @@ def test_sink_defaults_and_batches_in_flight() -> None:
     with pytest.raises(SettingsError) as info:
         SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "0"})
     assert str(info.value).startswith("SINK_BATCHES_IN_FLIGHT=0: must be at least 1")
+
+
+def test_event_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for() -> None:
+    assert importlib.util.find_spec("uvloop") is not None, "a dev dependency"
+    for settings in (GatewaySettings, SinkSettings):
+        assert settings.from_env({}).event_loop == "uvloop"
+        assert settings.from_env({"EVENT_LOOP": "auto"}).event_loop == "uvloop"
+        assert settings.from_env({"EVENT_LOOP": "Asyncio"}).event_loop == "asyncio"
+
+
+def test_event_loop_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a)
+    )
+    assert GatewaySettings.from_env({}).event_loop == "asyncio"
+    assert SinkSettings.from_env({"EVENT_LOOP": "auto"}).event_loop == "asyncio"
+    with pytest.raises(SettingsError) as info:
+        GatewaySettings.from_env({"EVENT_LOOP": "uvloop"})
+    assert str(info.value) == "EVENT_LOOP='uvloop': uvloop is not installed; use auto or asyncio"
