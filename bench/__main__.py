@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -466,15 +467,23 @@ def main() -> int:
         "--only", default="", help="comma-separated scenario prefixes, e.g. raw,gateway_single"
     )
     args = parser.parse_args()
+
+    def want(name: str) -> bool:
+        return not args.only or any(name.startswith(p) for p in args.only.split(","))
+
+    # Before anything starts, not after a quarter of an hour of scenarios.
+    tools = [("wrk", "wrk"), ("h2load", "nghttp2-client")] if want("overload") else [("wrk", "wrk")]
+    missing = [package for tool, package in tools if shutil.which(tool) is None]
+    if missing:
+        print(f"bench: needs {' and '.join(t for t, p in tools if p in missing)} "
+              f"(Debian: apt-get install {' '.join(missing)})", file=sys.stderr)  # fmt: skip
+        return 2
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     bench = Bench(args, work)
     bench.broker.start()
     pg: LocalPostgres | None = None
     res: dict[str, Result] = {}
     rounds: list[dict[str, Result]] = []
-
-    def want(name: str) -> bool:
-        return not args.only or any(name.startswith(p) for p in args.only.split(","))
 
     def sqlite_url() -> str:
         return f"sqlite:///{work / uuid.uuid4().hex}.db"
