@@ -115,10 +115,11 @@ class Bench:
             [sys.executable, "-m", "bench.producers", client, self.bootstrap, topic, str(self.args.seconds)],
             capture_output=True,
             text=True,
-            check=True,
             cwd=procs.ROOT,
             timeout=600,
         )
+        if out.returncode != 0:
+            raise RuntimeError(f"bench.producers {client} exited {out.returncode}:\n{out.stderr[-4000:]}")
         result: Result = json.loads(out.stdout.strip().splitlines()[-1])
         return result
 
@@ -457,6 +458,18 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
     return out
 
 
+def clean_up(work: Path, keep_logs: bool) -> None:
+    """Remove the run's broker data and databases (~5 GB a run: a dozen runs once filled this
+    machine's disk); after a failure keep its logs, and say where."""
+    if not keep_logs:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    shutil.rmtree(work / "kafka" / "logs", ignore_errors=True)
+    for db in work.glob("*.db*"):
+        db.unlink(missing_ok=True)
+    print(f"bench: failed; its logs (gateway, sink, broker) are kept in {work}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -484,6 +497,7 @@ def main() -> int:
     pg: LocalPostgres | None = None
     res: dict[str, Result] = {}
     rounds: list[dict[str, Result]] = []
+    finished = False
 
     def sqlite_url() -> str:
         return f"sqlite:///{work / uuid.uuid4().hex}.db"
@@ -559,10 +573,12 @@ def main() -> int:
         if want("overload"):
             print("bench: overload ...", file=sys.stderr, flush=True)
             res["overload"] = bench.overload()
+        finished = True
     finally:
         if pg is not None:
             pg.destroy()
         bench.broker.stop()
+        clean_up(work, keep_logs=not finished)
     text = report(res, args.runs, rounds)
     RESULTS.mkdir(exist_ok=True)
     out = {
