@@ -8,8 +8,11 @@ to ~10 s late, while the gateway's own latency histogram had every request under
 Performance). asyncio's own loop accepts up to its backlog per iteration; this does the same on
 any loop, and hands each connection to the loop with ``connect_accepted_socket``.
 
-Bounded: at most ``backlog`` connections per readiness event. When the process runs out of file
-descriptors or kernel memory, accepting pauses for a second, as asyncio does, instead of spinning.
+Bounded: at most ``backlog`` connections per readiness event, and at most ``max_connections`` open
+at once: at the limit, accepting pauses until a connection closes (checked every 20 ms), and new
+clients wait in the kernel's listen queue, then in their own SYN retries, instead of taking file
+descriptors the process needs for Kafka. When the process runs out of file descriptors or kernel
+memory all the same, accepting pauses for a second, as asyncio does, instead of spinning.
 """
 
 from __future__ import annotations
@@ -18,13 +21,44 @@ import asyncio
 import contextlib
 import errno
 import logging
+import resource
 import socket
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 _PAUSE_S = 1.0
+_LIMIT_POLL_S = 0.02  # at the connection limit: how often to look for a closed connection
+_LIMIT_LOG_EVERY_S = 60.0
+# Descriptors kept for everything but client connections: Kafka's sockets (two producers, each with
+# a few per broker), librdkafka's and the event loop's pipes, the listening sockets, logs.
+FD_RESERVE = 128
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def connection_limit(wanted: int) -> int:
+    """The most connections to keep open: ``wanted``, when the process may open that many file
+    descriptors and ``FD_RESERVE`` more. Raises the soft limit (``ulimit -n``) towards the hard one
+    if need be, as servers commonly do; where even the hard limit is too low, fewer connections,
+    with a warning, so that accepting never takes the descriptors Kafka's connections need."""
+    need = wanted + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the file descriptor limit from %d to %d: %s", soft, target, exc)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return wanted
+    limit = max(soft - FD_RESERVE, soft // 2, 1)
+    log.warning(
+        "GATEWAY_MAX_CONNECTIONS=%d lowered to %d: this process may open only %d file descriptors "
+        "(ulimit -n; %d kept for Kafka and the rest)", wanted, limit, soft, min(FD_RESERVE, soft - limit),
+    )  # fmt: skip
+    return limit
 
 
 class ListenError(Exception):
@@ -63,17 +97,25 @@ class Listener:
 
     def __init__(
         self, factory: Callable[[], asyncio.BaseProtocol], host: str, port: int, *, backlog: int,
-        reuse_port: bool = False,
+        reuse_port: bool = False, max_connections: int | None = None,
+        open_connections: Callable[[], int] = lambda: 0,
     ) -> None:  # fmt: skip
+        """``open_connections`` counts the connections the protocols still hold (the listener does
+        not see them close); with ``max_connections``, no more than that are open at once."""
         self._factory = factory
         self._host, self._port = host, port
         self._backlog = backlog
         self._reuse_port = reuse_port
+        self._max_connections = max_connections
+        self._open_connections = open_connections
+        self._limit_logged_at = -_LIMIT_LOG_EVERY_S
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sockets: list[socket.socket] = []
         self._handing_over: set[asyncio.Task[None]] = set()  # strong references until done
         self._paused: dict[socket.socket, asyncio.TimerHandle] = {}
         self.accepted = 0  # connections accepted so far
+        self.limit_reached = 0  # times accepting came to max_connections and paused
+        self._limited = False
 
     @property
     def port(self) -> int:
@@ -101,10 +143,23 @@ class Listener:
             sock.close()
         self._sockets = []
 
+    @property
+    def open(self) -> int:
+        """Connections open: held by their protocols, or accepted and being handed over."""
+        return self._open_connections() + len(self._handing_over)
+
     def _accept(self, sock: socket.socket) -> None:
         loop = self._loop
         assert loop is not None
-        for _ in range(self._backlog):
+        budget = self._backlog
+        if self._max_connections is not None:
+            room = self._max_connections - self.open
+            if room <= 0:
+                self._at_limit(loop, sock)
+                return
+            self._limited = False
+            budget = min(budget, room)
+        for _ in range(budget):
             try:
                 conn, _address = sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -115,8 +170,7 @@ class Listener:
                 if exc.errno not in _RESOURCE_ERRORS:
                     raise
                 log.warning("cannot accept connections for %.0f s: %s", _PAUSE_S, exc)
-                loop.remove_reader(sock.fileno())
-                self._paused[sock] = loop.call_later(_PAUSE_S, self._resume, sock)
+                self._pause(loop, sock, _PAUSE_S)
                 return
             conn.setblocking(False)
             self.accepted += 1
@@ -132,6 +186,23 @@ class Listener:
             log.debug("dropped an accepted connection: %s", exc)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def _at_limit(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        if not self._limited:  # counted once per stay at the limit, not at every look
+            self._limited = True
+            self.limit_reached += 1
+        now = time.monotonic()
+        if now - self._limit_logged_at >= _LIMIT_LOG_EVERY_S:
+            self._limit_logged_at = now
+            log.warning(
+                "%d connections open, the most allowed (GATEWAY_MAX_CONNECTIONS): new ones wait to be "
+                "accepted until some close (logged at most once a minute)", self._max_connections,
+            )  # fmt: skip
+        self._pause(loop, sock, _LIMIT_POLL_S)
+
+    def _pause(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, seconds: float) -> None:
+        loop.remove_reader(sock.fileno())
+        self._paused[sock] = loop.call_later(seconds, self._resume, sock)
 
     def _resume(self, sock: socket.socket) -> None:
         del self._paused[sock]

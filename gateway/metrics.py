@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -61,6 +62,16 @@ class _RequestCell:
         self.latency = latency
 
 
+class ConnectionCounts(Protocol):
+    """What the listener knows of client connections (``gateway.listener.Listener``)."""
+
+    accepted: int
+    limit_reached: int
+
+    @property
+    def open(self) -> int: ...
+
+
 class GatewayMetrics(Collector):
     def __init__(self, datasets: Iterable[str]) -> None:
         self._datasets = frozenset(datasets)
@@ -71,6 +82,7 @@ class GatewayMetrics(Collector):
         self.batch_size = Histogram(_BATCH_BUCKETS)
         # Requests, bytes of their bodies and events in flight: set by whoever renders the metrics.
         self.inflight = (0, 0, 0)
+        self.connections: ConnectionCounts | None = None  # set once listening
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -135,3 +147,14 @@ class GatewayMetrics(Collector):
             strict=True,
         ):
             yield GaugeMetricFamily(name, f"{what} in flight", value=value)
+        if self.connections is not None:
+            c = self.connections
+            yield GaugeMetricFamily("gateway_connections_open", "Client connections open", value=c.open)
+            yield CounterMetricFamily(
+                "gateway_connections_accepted", "Client connections accepted", value=c.accepted
+            )
+            yield CounterMetricFamily(
+                "gateway_connection_limit_reached",
+                "Times GATEWAY_MAX_CONNECTIONS connections were open and new ones had to wait",
+                value=c.limit_reached,
+            )

@@ -20,8 +20,9 @@ from types import FrameType
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.context import CONTEXT
 from gateway.errors import KafkaUnavailable
-from gateway.listener import Listener, ListenError
+from gateway.listener import Listener, ListenError, connection_limit
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry, load_registry
 from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc, when_orphaned
@@ -63,15 +64,19 @@ async def _serve(app: web.Application, settings: GatewaySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2
-    )
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2,
+        keepalive_timeout=settings.keepalive_timeout_s,
+    )  # fmt: skip
     await runner.setup()  # starts the app's contexts: raises KafkaUnavailable when Kafka is silent
     try:
         assert runner.server is not None, "set up above"
+        server = runner.server
         listener = Listener(
-            runner.server, settings.host, settings.port, backlog=settings.listen_backlog,
-            reuse_port=settings.workers > 1,
+            server, settings.host, settings.port, backlog=settings.listen_backlog,
+            reuse_port=settings.workers > 1, max_connections=connection_limit(settings.max_connections),
+            open_connections=lambda: len(server.connections),
         )  # fmt: skip
+        app[CONTEXT].metrics.connections = listener
         listener.start()
         log.info("listening on http://%s:%d (%s)", settings.host, listener.port, running_loop_name())
         try:

@@ -40,6 +40,12 @@ class GatewaySettings:
     # aiohttp's default, 128, overflowed when 1,000 clients connected at once (the bench's overload):
     # ~2,000 dropped handshakes and SYN retries, clients waiting 1-7 s to connect.
     listen_backlog: int = 1024
+    # GATEWAY_MAX_CONNECTIONS: client connections open at once, per process; at the limit new ones
+    # wait to be accepted. Lowered at start where the descriptor limit (ulimit -n) cannot fit it.
+    max_connections: int = 10_000
+    # GATEWAY_KEEPALIVE_TIMEOUT_S: an idle connection (none of its requests in progress, or none
+    # sent yet) is closed after this long, giving its slot back. aiohttp's own default is 3630 s.
+    keepalive_timeout_s: float = 75.0
     publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
     # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled ~1 ms).
     kafka_report_wakeup: str = "pipe"
@@ -72,6 +78,10 @@ class GatewaySettings:
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
             listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),
+            max_connections=env_int(env, "GATEWAY_MAX_CONNECTIONS", d.max_connections, minimum=1),
+            keepalive_timeout_s=env_float(
+                env, "GATEWAY_KEEPALIVE_TIMEOUT_S", d.keepalive_timeout_s, minimum=1.0, maximum=86_400.0
+            ),
             publisher=env_choice(env, "GATEWAY_PUBLISHER", d.publisher, ("confluent", "aiokafka")),
             kafka_report_wakeup=env_choice(
                 env, "KAFKA_REPORT_WAKEUP", d.kafka_report_wakeup, ("pipe", "timer")

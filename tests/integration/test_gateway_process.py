@@ -169,6 +169,67 @@ async def test_sigterm_stops_accepting_answers_the_request_in_flight_and_exits_0
     assert [r.key() for r in records] == [b"sigterm-1"]
 
 
+async def test_connections_beyond_the_limit_wait_until_one_closes(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_port_pair()
+    proc = start_gateway({**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_MAX_CONNECTIONS": "2"})
+    held: list[socket.socket] = []
+    try:
+        await wait_ready(port)
+        await asyncio.sleep(0.5)  # the readiness probe's connection is closed by now
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            # Two connections are open: a third is not served, it waits to be accepted.
+            with pytest.raises(TimeoutError):
+                async with session.get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=1)):
+                    pass
+            held.pop(0).close()
+            body = envelope({"eid": "limit"}, msgid="limit-1")
+            async with session.post(f"{url}/v2/data/in/example", json=body) as r:
+                assert r.status == 200
+            held.pop(0).close()
+            async with session.get(f"{url}/metrics") as r:
+                metrics = await r.text()
+        assert metric_value(metrics, "gateway_connection_limit_reached_total ") >= 1
+        assert metric_value(metrics, "gateway_connections_open ") >= 1  # the scrape's own
+        assert metric_value(metrics, "gateway_connections_accepted_total ") >= 4
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0
+    finally:
+        for sock in held:
+            sock.close()
+        kill_all(proc)
+    assert b"2 connections open, the most allowed (GATEWAY_MAX_CONNECTIONS)" in out, out
+
+
+async def test_an_idle_connection_is_closed_after_the_keepalive_timeout(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_port_pair()
+    proc = start_gateway(
+        {**registry_env(kafka_bootstrap, tmp_path, port), "GATEWAY_KEEPALIVE_TIMEOUT_S": "1"}
+    )
+    try:
+        await wait_ready(port)
+        loop = asyncio.get_running_loop()
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as idle,
+            socket.create_connection(("127.0.0.1", port), timeout=5) as used,
+        ):
+            used.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert used.recv(4096).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            # Closed by the gateway (EOF), one that never sent a request and one that did.
+            assert await loop.run_in_executor(None, idle.recv, 1) == b""
+            assert await loop.run_in_executor(None, used.recv, 1) == b""
+            assert time.monotonic() - started < 4.5
+    finally:
+        kill_all(proc)
+
+
 async def test_a_dead_worker_stops_the_rest_with_status_1(kafka_bootstrap: str, tmp_path: Path) -> None:
     proc, _port, workers = await two_worker_gateway(kafka_bootstrap, tmp_path)
     try:

@@ -1,6 +1,7 @@
 """The gateway's listener on real sockets, on asyncio's loop and on uvloop's: a burst of waiting
 connections is accepted in one go (uvloop's own servers take one per loop iteration), each gets a
-working protocol, and closing stops accepting. Running out of file descriptors pauses accepting
+working protocol, closing stops accepting, and no more than the most allowed are open at once
+(the rest wait in the listen queue until some close). Running out of file descriptors pauses accepting
 instead of spinning (a unit test with a socket that refuses)."""
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ class Echo(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
+
+
+class Tracked(Echo):
+    """Echo that also counts the connections open, as aiohttp's server does for the gateway."""
+
+    open = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        Tracked.open += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        Tracked.open -= 1
 
 
 def run_on(loop_factory: Callable[[], asyncio.AbstractEventLoop], main: Coroutine[Any, Any, None]) -> None:
@@ -159,3 +173,42 @@ def test_running_out_of_descriptors_pauses_accepting(monkeypatch: pytest.MonkeyP
             listener.close()
 
     run_on(uvloop.new_event_loop, main())
+
+
+async def at_most_max_connections_are_open() -> None:
+    Echo.made, Tracked.open = 0, 0
+    listener = Listener(
+        Tracked, "127.0.0.1", 0, backlog=64, max_connections=3, open_connections=lambda: Tracked.open
+    )
+    listener.start()
+    loop = asyncio.get_running_loop()
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(5):
+            client = socket.create_connection(("127.0.0.1", listener.port), timeout=5)
+            client.setblocking(False)
+            clients.append(client)
+        await asyncio.sleep(0.2)  # ten looks at the limit: counted once
+        assert (Echo.made, listener.open, listener.accepted, listener.limit_reached) == (3, 3, 3, 1)
+        # The fourth waits in the listen queue: what it sends is not answered yet.
+        await loop.sock_sendall(clients[3], b"queued")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(loop.sock_recv(clients[3], 64), 0.2)
+        # One served connection closes: the first in the queue is let in, and served.
+        clients[0].close()
+        assert await asyncio.wait_for(loop.sock_recv(clients[3], 64), 5) == b"queued"
+        assert (Echo.made, listener.open) == (4, 3)
+        await asyncio.sleep(0.1)
+        assert listener.limit_reached == 2  # at the limit again, a second time
+    finally:
+        listener.close()
+        for client in clients:
+            client.close()
+
+
+def test_at_most_max_connections_are_open_on_uvloop() -> None:
+    run_on(uvloop.new_event_loop, at_most_max_connections_are_open())
+
+
+def test_at_most_max_connections_are_open_on_asyncio() -> None:
+    run_on(asyncio.new_event_loop, at_most_max_connections_are_open())

@@ -37,6 +37,8 @@ def test_batch_requests_linger_longer_by_default() -> None:
         ("GATEWAY_PORT", "http", "GATEWAY_PORT='http': expected an integer"),
         ("GATEWAY_PUBLISHER", "kafka-python", "GATEWAY_PUBLISHER='kafka-python': expected one of"),
         ("GATEWAY_LISTEN_BACKLOG", "0", "GATEWAY_LISTEN_BACKLOG=0: must be at least 1"),
+        ("GATEWAY_MAX_CONNECTIONS", "0", "GATEWAY_MAX_CONNECTIONS=0: must be at least 1"),
+        ("GATEWAY_KEEPALIVE_TIMEOUT_S", "0.5", "GATEWAY_KEEPALIVE_TIMEOUT_S=0.5: must be at least 1.0"),
         ("KAFKA_REPORT_WAKEUP", "fd", "KAFKA_REPORT_WAKEUP='fd': expected one of pipe, timer"),
         ("EVENT_LOOP", "trio", "EVENT_LOOP='trio': expected one of auto, uvloop, asyncio"),
         ("MAX_INFLIGHT_BYTES", "1k", "MAX_INFLIGHT_BYTES='1k': expected an integer"),
