@@ -12,7 +12,7 @@
    request): share shed (503), latency of the shed and of the accepted apart, RSS against steady
    state, and that every 200 is on Kafka.
 
-Prints a Markdown table and writes ``bench/results/latest.json``.
+Prints a Markdown table and writes ``bench/results/latest.json`` (``partial.json`` with ``--only``).
 """
 
 from __future__ import annotations
@@ -485,11 +485,10 @@ def main() -> int:
         return not args.only or any(name.startswith(p) for p in args.only.split(","))
 
     # Before anything starts, not after a quarter of an hour of scenarios.
-    tools = [("wrk", "wrk"), ("h2load", "nghttp2-client")] if want("overload") else [("wrk", "wrk")]
-    missing = [package for tool, package in tools if shutil.which(tool) is None]
+    missing = [t for t in procs.TOOLS if (t != "h2load" or want("overload")) and shutil.which(t) is None]
     if missing:
-        print(f"bench: needs {' and '.join(t for t, p in tools if p in missing)} "
-              f"(Debian: apt-get install {' '.join(missing)})", file=sys.stderr)  # fmt: skip
+        packages = " ".join(procs.TOOLS[t] for t in missing)
+        print(f"bench: needs {' and '.join(missing)} (Debian: apt-get install {packages})", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     bench = Bench(args, work)
@@ -590,7 +589,8 @@ def main() -> int:
         "rounds": rounds,
         "table": text,
     }
-    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
+    # A run of some scenarios (--only) does not replace the last full run's results.
+    (RESULTS / ("partial.json" if args.only else "latest.json")).write_text(json.dumps(out, indent=2) + "\n")
     print(text)
     return 0
 

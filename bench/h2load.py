@@ -5,11 +5,12 @@ Used for the overload scenario."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench import procs
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,7 @@ def _unanswered(stdout: str) -> int:
 
 
 def run(url: str, body: bytes, connections: int, seconds: float) -> H2loadResult:
-    h2load = shutil.which("h2load")
-    if h2load is None:
-        raise RuntimeError("h2load is not installed (Debian: apt-get install nghttp2-client)")
+    h2load = procs.tool("h2load")
     with tempfile.TemporaryDirectory() as tmp:
         body_file, log = Path(tmp) / "body.json", Path(tmp) / "requests.log"
         body_file.write_bytes(body)

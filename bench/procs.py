@@ -1,8 +1,10 @@
-"""Child processes of a benchmark: start, wait until they answer, read their memory, stop."""
+"""Child processes of a benchmark: find the load generators, start, wait until they answer, read
+their memory, stop."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Load generators and the Debian package of each.
+TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client"}
+
+
+def tool(name: str) -> str:
+    """The path of the load generator ``name``, or an error saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed (Debian: apt-get install {TOOLS[name]})")
+    return path
 
 
 def start(

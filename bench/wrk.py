@@ -4,12 +4,13 @@ time), and its output parsed."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench import procs
 
 _LUA = """
 wrk.method = "POST"
@@ -79,9 +80,7 @@ def run(
     url: str, body: bytes, connections: int, seconds: float, unique_msgid: str | None = None
 ) -> WrkResult:
     """wrk against ``url``; with ``unique_msgid`` (the body's msgid), each request gets a new one."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    wrk = procs.tool("wrk")
     with tempfile.TemporaryDirectory() as tmp:
         body_file, script = Path(tmp) / "body.json", Path(tmp) / "post.lua"
         body_file.write_bytes(body)
