@@ -559,7 +559,7 @@ def main() -> int:
                         print("bench: PostgreSQL scenarios skipped: no PostgreSQL binaries", file=sys.stderr)
                         no_postgres = True
                         continue
-                    pg = LocalPostgres(bindir)
+                    pg = LocalPostgres(bindir, durable=True)  # fsync on, as in production
                     pg.init()
                     pg.start()
                 print(f"bench: {name} (round {round_no}/{args.runs}) ...", file=sys.stderr, flush=True)

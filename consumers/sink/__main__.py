@@ -13,6 +13,7 @@ from consumers.sink.settings import SinkSettings
 from ingest_core.env import SettingsError
 from ingest_core.registry import RegistryError, load_registry
 from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc
+from ingest_core.store import check_store_url
 
 
 def main() -> int:
@@ -22,11 +23,10 @@ def main() -> int:
     except (SettingsError, RegistryError) as exc:
         print(f"ingest-sink: {exc}", file=sys.stderr)
         return 2
-    if not settings.store_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        got = settings.store_url
-        print(
-            f"ingest-sink: STORE_URL: use sqlite:///<path> or postgresql://... (got {got!r})", file=sys.stderr
-        )
+    try:
+        check_store_url(settings.store_url)
+    except ValueError as exc:
+        print(f"ingest-sink: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

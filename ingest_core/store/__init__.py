@@ -6,6 +6,6 @@ service that uses the store applies the same versioned migrations at start (idem
 
 from __future__ import annotations
 
-from ingest_core.store.base import Row, RowsRefused, Store, StoreUnavailable, open_store
+from ingest_core.store.base import Row, RowsRefused, Store, StoreUnavailable, check_store_url, open_store
 
-__all__ = ["Row", "RowsRefused", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["Row", "RowsRefused", "Store", "StoreUnavailable", "check_store_url", "open_store"]

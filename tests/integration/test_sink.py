@@ -424,3 +424,22 @@ async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap:
                 proc.wait(timeout=10)
     assert_each_event_once(rows, "rb", total)
     assert first.returncode == 0
+
+
+def test_a_bad_store_url_stops_the_start_with_the_mistake_named(tmp_path: Path) -> None:
+    registry = write_registry(tmp_path / "topics.yaml", [{"id": "example", "entry_topic": "t"}])
+    env = {
+        **os.environ,
+        "TOPICS_FILE": str(registry),
+        "STORE_URL": f"sqlite:///{tmp_path / 'x.db'}?synchronous=off",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "consumers.sink"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "ingest-sink: STORE_URL: synchronous='off': expected full or normal"

@@ -129,24 +129,33 @@ async def test_postgres_refusing_the_rows_data_is_not_unavailability(postgres_ur
     assert sorted(by_id(await fetch_rows(postgres_url))) == ["ok-1", "ok-2"]
 
 
-def _writer_settings(conn: sqlite3.Connection) -> tuple[str, int, int]:
+def _writer_settings(conn: sqlite3.Connection) -> tuple[str, int, int, int]:
     """Runs in the SQLite writer process, on its connection."""
     return (
         conn.execute("PRAGMA journal_mode").fetchone()[0],
         conn.execute("PRAGMA cache_size").fetchone()[0],
         conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+        conn.execute("PRAGMA synchronous").fetchone()[0],
     )
 
 
-async def test_the_sqlite_writer_uses_wal_a_large_cache_and_sparse_checkpoints(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "r.db"))
+@pytest.mark.parametrize(
+    ("query", "synchronous"), [("", 2), ("?synchronous=full", 2), ("?synchronous=NORMAL", 1)]
+)
+async def test_the_sqlite_writer_uses_wal_a_large_cache_sparse_checkpoints_and_syncs_commits(
+    tmp_path: Path, query: str, synchronous: int
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}{query}")
+    assert isinstance(store, SqliteStore)
     try:
         await store.migrate()
-        mode, cache, checkpoint = await store._run(_writer_settings)
+        settings = await store._run(_writer_settings)
     finally:
         await store.close()
-    # Negative: KiB rather than pages. SQLite's defaults are -2000 and 1000.
-    assert (mode, cache, checkpoint) == ("wal", -64 * 1024, 10_000)
+    # Negative: KiB rather than pages. SQLite's defaults are -2000 and 1000. synchronous: FULL is 2
+    # (each commit's WAL synced to disk), NORMAL 1.
+    assert settings == ("wal", -64 * 1024, 10_000, synchronous)
+    assert store.path == tmp_path / "r.db"
 
 
 async def test_sqlite_batches_cross_in_memory_files_or_else_through_the_pipe(

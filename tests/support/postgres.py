@@ -31,8 +31,11 @@ def _free_port() -> int:
 
 
 class LocalPostgres:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's own default, every commit flushed to disk (the benchmark's
+        setting, as in production); without it, ``fsync=off`` for fast tests."""
         self.bindir = bindir
+        self.durable = durable
         # Not under pytest's tmp dir: that is private to root, and the server may run as postgres.
         self.base = Path(tempfile.mkdtemp(prefix="ingest-pg-"))
         self.data = self.base / "data"
@@ -62,7 +65,9 @@ class LocalPostgres:
             os.getpid(),
             self._command(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"),
         )
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off"
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "log"),
                   "-o", options, "-w", "-t", "60", "start")  # fmt: skip
 
