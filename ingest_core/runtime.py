@@ -19,8 +19,8 @@ def event_loop_from_env(env: Mapping[str, str]) -> str:
     """``EVENT_LOOP``, resolved: ``uvloop`` or ``asyncio``. ``auto`` (the default) is uvloop when it
     is installed (it is optional: not on every platform), else asyncio's own loop; ``uvloop`` asked
     for and not installed is a settings error, not a silent fallback. uvloop is the default because
-    it measured faster for single events here (gateway CPU per request at c=32 ~86-106 against
-    ~94-123 µs in 4 interleaved pairs; the bench's rows ``gateway_asyncio_*`` compare the two)."""
+    the gateway's loop spent ~10-15% less CPU per single-event request on it (8 interleaved pairs at
+    c=32; no difference per event in 100-event batches). See README, Performance."""
     choice = env_choice(env, "EVENT_LOOP", "auto", EVENT_LOOPS)
     installed = importlib.util.find_spec("uvloop") is not None
     if choice == "auto":
