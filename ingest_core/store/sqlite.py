@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ingest_core.runtime import when_orphaned
-from ingest_core.store.base import Row, StoreUnavailable
+from ingest_core.store.base import SQLITE_SYNCHRONOUS, Row, StoreUnavailable
 from ingest_core.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -63,7 +63,8 @@ _INSERT = (
 )
 
 _encode = msgspec.msgpack.Encoder().encode
-_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}  # only these ever reach the PRAGMA
+# The modes STORE_URL may name, as SQLite spells them: only these ever reach the PRAGMA.
+_SYNCHRONOUS = {mode: mode.upper() for mode in SQLITE_SYNCHRONOUS}
 
 CACHE_KIB = 64 * 1024  # the writer's page cache; see _call
 WAL_CHECKPOINT_PAGES = 10_000  # pages in the WAL before SQLite checkpoints it; see _call
