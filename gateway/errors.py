@@ -16,6 +16,7 @@ class ApiError(Exception):
     retriable: ClassVar[bool] = False
     default_message: ClassVar[str] = "Internal server error"
     retry_after_s: ClassVar[int | None] = None
+    headers: ClassVar[dict[str, str] | None] = None  # sent with the error response
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -61,6 +62,17 @@ class PayloadTooLarge(ApiError):
     status = 413
     response_code = "PAYLOAD_TOO_LARGE"
     default_message = "Request body is too large"
+
+
+class UnsupportedEncoding(ApiError):
+    """The body's Content-Encoding is not one the gateway decodes (gzip, deflate, or none)."""
+
+    code = "UNSUPPORTED_CONTENT_ENCODING"
+    status = 415
+    response_code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "Content-Encoding not supported: send the body as it is, or in gzip or deflate"
+    # RFC 9110, 12.5.3: a 415 for a content coding names the codings that would be accepted.
+    headers: ClassVar[dict[str, str] | None] = {"Accept-Encoding": "gzip, deflate"}
 
 
 class BodyTimeout(ApiError):
@@ -116,6 +128,7 @@ ALL_ERRORS: tuple[type[ApiError], ...] = (
     TopicNotDefined,
     TopicMissing,
     PayloadTooLarge,
+    UnsupportedEncoding,
     BodyTimeout,
     KafkaUnavailable,
     Overloaded,

@@ -29,6 +29,8 @@ UNMATCHED = "unmatched"  # the route label of requests to unknown paths
 
 
 def error_response(error: ApiError, msgid: str | None, headers: dict[str, str] | None = None) -> web.Response:
+    if error.headers is not None:
+        headers = {**(headers or {}), **error.headers}
     if error.retry_after_s is not None:
         headers = {**(headers or {}), "Retry-After": str(error.retry_after_s)}
     return web.Response(

@@ -2,48 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from aiohttp import web
 
+from gateway.body import content_coding, read_body
 from gateway.context import CONTEXT
-from gateway.errors import BodyTimeout, InvalidInput, PayloadTooLarge
+from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.handling import MSGID_KEY, Routes
 from gateway.ingest import msgid_of
 from gateway.responses import success_body
 from ingest_core.record import may_hold_nul
 
 
-async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
-    try:
-        if request.content.is_eof():
-            # Already received in full (a body that came with its headers: nearly every request):
-            # no timer to set.
-            return await request.read()
-        # A client that announces a body and stalls would hold its share of the in-flight bounds
-        # for as long as it keeps the connection open.
-        async with asyncio.timeout(timeout_s):
-            return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body exceeds {limit} bytes") from None
-    except TimeoutError:
-        raise BodyTimeout() from None
-
-
 async def ingest(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    coding = content_coding(request)
     length = request.content_length
     if length is not None and length > ctx.max_body_bytes:
         raise PayloadTooLarge(f"Request body exceeds {ctx.max_body_bytes} bytes")
-    # A body of unannounced length (chunked) holds the most it may be until it has been read.
-    held = ctx.max_body_bytes if length is None else length
+    # A body of unannounced length (chunked), or compressed, holds the most it may be until it has
+    # been read and decoded.
+    held = length if length is not None and coding is None else ctx.max_body_bytes
     admission = ctx.admission
     admission.admit(held)
     events = 0
     try:
-        body = await _read_body(request, ctx.max_body_bytes, ctx.body_timeout_s)
-        if length is None:
+        body = await read_body(request, coding, ctx.max_body_bytes, ctx.body_timeout_s)
+        if len(body) != held:
             admission.resize(held, len(body))
             held = len(body)
         try:

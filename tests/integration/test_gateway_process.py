@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from ingest_core.registry import load_registry
@@ -310,5 +312,24 @@ def test_workers_stop_when_the_supervisor_is_killed_while_they_start(
             time.sleep(0.01)
         proc.kill()
         wait_gone(workers)
+    finally:
+        kill_all(proc)
+
+
+async def test_the_served_gateway_decodes_bodies_itself(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # The route decodes Content-Encoding only if the server it runs in does not: the program's own
+    # server must be set up that way (AUTO_DECOMPRESS), not only the tests' one.
+    port = free_port_pair()
+    proc = start_gateway(registry_env(kafka_bootstrap, tmp_path, port))
+    try:
+        await wait_ready(port)
+        url = f"http://127.0.0.1:{port}/v2/data/in/example"
+        body = orjson.dumps(envelope({"eid": "gz"}, msgid="served-gz"))
+        async with aiohttp.ClientSession() as session:
+            for coding, data, status in (("gzip", gzip.compress(body), 200), ("br", body, 415)):
+                headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+                async with session.post(url, data=data, headers=headers) as r:
+                    assert r.status == status, await r.text()
+                    assert r.content_type == "application/json"
     finally:
         kill_all(proc)

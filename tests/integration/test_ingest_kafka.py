@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -397,11 +399,56 @@ async def test_body_bytes_in_flight_are_bounded_whether_announced_or_chunked(
 
         # A body of unannounced length holds MAX_BODY_BYTES until read: no room for it now...
         assert _overloaded(await chunked("c-1"))
+        # ...nor for a compressed one, whatever its length on the wire: it may become MAX_BODY_BYTES.
+        zipped = gzip.compress(orjson.dumps(envelope({"eid": "Z1"}, "z-1")))
+        assert _overloaded(await _post_encoded(gw, zipped, "gzip"))
         # ...while a small announced one fits beside the first.
         assert (await gw.post("example", envelope({"eid": "S1"}, "s-1")))[0] == 200
         assert (await first)[0] == 200
         assert (await chunked("c-2"))[0] == 200  # and once read, only its own size
+        zipped = gzip.compress(orjson.dumps(envelope({"eid": "Z2"}, "z-2")))
+        assert (await _post_encoded(gw, zipped, "gzip"))[0] == 200
         assert await _gauge(gw, "gateway_inflight_bytes") == 0
-    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 453, 4.0)
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 454, 4.0)
     by_msgid = Counter(orjson.loads(m.value() or b"")["msgid"] for m in msgs)
-    assert by_msgid == {"b-1": 450, "s-1": 1, "c-2": 1}
+    assert by_msgid == {"b-1": 450, "s-1": 1, "c-2": 1, "z-2": 1}
+
+
+async def _post_encoded(gw: GatewayHandle, body: bytes, coding: str) -> tuple[int, dict[str, Any], Any]:
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    async with gw.session.post("/v2/data/in/example", data=body, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+async def test_compressed_bodies_are_decoded_and_bad_encodings_answered_in_the_envelope(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = unique("ingest.encoded")
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic, batch=True)], tmp_path, max_body_bytes=64 * 1024
+    ) as gw:
+        batch = orjson.dumps(envelope([{"eid": f"G{i}"} for i in range(100)], "gz-1"))
+        gzipped = await _post_encoded(gw, gzip.compress(batch), "gzip")
+        deflated = await _post_encoded(
+            gw, zlib.compress(orjson.dumps(envelope({"eid": "D1"}, "df-1"))), "deflate"
+        )
+        brotli = await _post_encoded(gw, batch, "br")
+        corrupt = await _post_encoded(gw, gzip.compress(batch)[:-8], "gzip")
+        bomb = await _post_encoded(gw, gzip.compress(b" " * (1024 * 1024)), "gzip")  # ~1 KB -> 1 MiB
+        assert await _gauge(gw, "gateway_inflight_bytes") == 0
+    assert (gzipped[0], deflated[0]) == (200, 200)
+    status, headers, answer = brotli
+    assert (status, answer["error"]["code"], answer["responseCode"]) == (
+        415, "UNSUPPORTED_CONTENT_ENCODING", "UNSUPPORTED_MEDIA_TYPE",
+    )  # fmt: skip
+    assert headers["Accept-Encoding"] == "gzip, deflate"
+    assert "'br' is not supported" in answer["error"]["message"]
+    status, _, answer = corrupt
+    assert (status, answer["error"]["code"]) == (400, "DATA_INGESTION_INVALID_INPUT")
+    assert answer["error"]["message"] == "Request body is not valid gzip: the stream ends early"
+    status, _, answer = bomb
+    assert (status, answer["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert answer["error"]["message"] == "Request body exceeds 65536 bytes once decompressed"
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 102, 4.0)
+    events = sorted(orjson.loads(m.value() or b"")["event"]["eid"] for m in msgs)
+    assert events == sorted([f"G{i}" for i in range(100)] + ["D1"])

@@ -14,6 +14,7 @@ import yaml
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
+from gateway.body import AUTO_DECOMPRESS
 from gateway.settings import GatewaySettings
 from ingest_core.kafka import ensure_topics
 from ingest_core.registry import Registry, load_registry
@@ -80,7 +81,7 @@ async def running_gateway(
         GatewaySettings(), kafka_bootstrap_servers=bootstrap, topics_file=registry.path, **overrides
     )
     server = TestServer(create_app(settings, registry), host="127.0.0.1")
-    await server.start_server()
+    await server.start_server(auto_decompress=AUTO_DECOMPRESS)
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
             yield GatewayHandle(session, registry, bootstrap, server.host, server.port or 0)
