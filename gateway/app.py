@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Final, TypedDict
 
 from aiohttp import web
 
@@ -12,11 +13,25 @@ from gateway.handling import Routes
 from gateway.ingest import Ingestor
 from gateway.kafka_aiokafka import AiokafkaPublisher
 from gateway.kafka_confluent import ConfluentPublisher
+from gateway.malformed import watch_malformed
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import ProducerOptions, Publisher
 from gateway.routes import ingest, ops
 from gateway.settings import GatewaySettings
 from ingest_core.registry import Registry
+
+
+class ServerOptions(TypedDict):
+    """What the app needs of the server that runs it: ``gateway.serve``'s, and the tests' own."""
+
+    auto_decompress: bool  # False: the ingestion route decodes bodies itself (``gateway.body``)
+    # False: a request whose client goes away mid-way still runs to its end and is counted as
+    # answered; its body read fails as the client's doing (aiohttp's own default, which its test
+    # server does not use).
+    handler_cancellation: bool
+
+
+SERVER_OPTIONS: Final[ServerOptions] = {"auto_decompress": False, "handler_cancellation": False}
 
 
 def make_publisher(settings: GatewaySettings) -> Publisher:
@@ -62,6 +77,7 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
         await publisher.close()
         ctx.set_publisher(None)
 
+    app.cleanup_ctx.append(watch_malformed(metrics.count_malformed))
     app.cleanup_ctx.append(publisher_ctx)
     routes = Routes(app, metrics)
     ingest.add_routes(routes)

@@ -2,10 +2,11 @@
 from its ``Content-Encoding`` (``gzip``, ``deflate`` or none), so that ``MAX_BODY_BYTES`` bounds
 what a compressed body becomes, not only what it was on the wire.
 
-The gateway's server runs with aiohttp's own decompression off (``AUTO_DECOMPRESS``). With it on, an
-encoding aiohttp cannot decode (``br``, ``zstd``, anything unknown) was refused in its own plain-text
-400 before any route ran, and logged as an error with a traceback, and a corrupt gzip body failed
-the read with an unexplained 500. Here each has an answer of its own in the API's envelope.
+The gateway's server runs with aiohttp's own decompression off (``gateway.app.SERVER_OPTIONS``).
+With it on, an encoding aiohttp cannot decode (``br``, ``zstd``, anything unknown) was refused in
+its own plain-text 400 before any route ran, and logged as an error with a traceback, and a corrupt
+gzip body failed the read with an unexplained 500. Here each has an answer of its own in the API's
+envelope.
 
 Decoding runs on the event loop: zlib inflates ~700 MB/s here (a 10 MiB body in ~14 ms), about
 what parsing the JSON that comes out of it costs anyway.
@@ -20,10 +21,6 @@ from typing import Final
 from aiohttp import hdrs, web
 
 from gateway.errors import BodyTimeout, InvalidInput, PayloadTooLarge, UnsupportedEncoding
-
-# Passed as ``auto_decompress`` to the server that runs the app (``AppRunner``, or a test server's
-# ``start_server``): bodies reach the route as they were sent, and are decoded here.
-AUTO_DECOMPRESS: Final = False
 
 GZIP: Final = "gzip"
 DEFLATE: Final = "deflate"
@@ -50,7 +47,8 @@ def content_coding(request: web.Request) -> str | None:
 
 
 async def read_body(request: web.Request, coding: str | None, limit: int, timeout_s: float) -> bytes:
-    """The request's body, decoded; raises PayloadTooLarge, BodyTimeout and InvalidInput."""
+    """The request's body, decoded; raises PayloadTooLarge, BodyTimeout and InvalidInput (the body
+    broke off, or is not valid in its coding)."""
     try:
         if request.content.is_eof():
             # Already received in full (a body that came with its headers: nearly every request):
@@ -65,6 +63,10 @@ async def read_body(request: web.Request, coding: str | None, limit: int, timeou
         raise PayloadTooLarge(f"Request body exceeds {limit} bytes") from None
     except TimeoutError:
         raise BodyTimeout() from None
+    except (ConnectionResetError, web.RequestPayloadError):
+        # The client went away mid-body, or sent a chunk aiohttp could not parse (it then drops the
+        # connection): the client's doing, not a failure of ours to log as one.
+        raise InvalidInput("Request body is incomplete: the connection broke while it was read") from None
     return raw if coding is None else decode(raw, coding, limit)
 
 

@@ -83,6 +83,7 @@ class GatewayMetrics(Collector):
         # Requests, bytes of their bodies and events in flight: set by whoever renders the metrics.
         self.inflight = (0, 0, 0)
         self.connections: ConnectionCounts | None = None  # set once listening
+        self.malformed_requests = 0  # answered by aiohttp itself: see gateway.malformed
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -103,6 +104,9 @@ class GatewayMetrics(Collector):
                 latency = self._latency[route] = Histogram(_LATENCY_BUCKETS)
             cell = self._requests[key] = _RequestCell(latency)
         return cell
+
+    def count_malformed(self) -> None:
+        self.malformed_requests += 1
 
     def observe_events(self, dataset: str, outcome: str, count: int) -> None:
         cell = self._events.get((dataset, outcome))
@@ -147,6 +151,11 @@ class GatewayMetrics(Collector):
             strict=True,
         ):
             yield GaugeMetricFamily(name, f"{what} in flight", value=value)
+        yield CounterMetricFamily(
+            "gateway_malformed_requests",
+            "Requests that could not be parsed as HTTP, answered 400 by the HTTP server before any route",
+            value=self.malformed_requests,
+        )
         if self.connections is not None:
             c = self.connections
             yield GaugeMetricFamily("gateway_connections_open", "Client connections open", value=c.open)

@@ -19,8 +19,7 @@ from types import FrameType
 
 from aiohttp import web
 
-from gateway.app import create_app
-from gateway.body import AUTO_DECOMPRESS
+from gateway.app import SERVER_OPTIONS, create_app
 from gateway.context import CONTEXT
 from gateway.errors import KafkaUnavailable
 from gateway.listener import Listener, ListenError, connection_limit
@@ -66,7 +65,7 @@ async def _serve(app: web.Application, settings: GatewaySettings) -> None:
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2,
-        keepalive_timeout=settings.keepalive_timeout_s, auto_decompress=AUTO_DECOMPRESS,
+        keepalive_timeout=settings.keepalive_timeout_s, **SERVER_OPTIONS,
     )  # fmt: skip
     await runner.setup()  # starts the app's contexts: raises KafkaUnavailable when Kafka is silent
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import time
 import zlib
 from collections import Counter
@@ -24,6 +25,7 @@ from tests.support.gateway import (
     running_gateway,
 )
 from tests.support.kafka import LocalBroker, free_port_pair, read_topic, unique
+from tests.support.sink import metric_value
 
 pytestmark = pytest.mark.integration
 
@@ -452,3 +454,61 @@ async def test_compressed_bodies_are_decoded_and_bad_encodings_answered_in_the_e
     msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 102, 4.0)
     events = sorted(orjson.loads(m.value() or b"")["event"]["eid"] for m in msgs)
     assert events == sorted([f"G{i}" for i in range(100)] + ["D1"])
+
+
+async def _exchange(gw: GatewayHandle, *parts: bytes, whole: bool = True) -> bytes:
+    """Send ``parts`` over a raw connection, 0.2 s apart; return what came back before it closed
+    (``whole``), or the first answer's head."""
+    reader, writer = await asyncio.open_connection(gw.host, gw.port)
+    try:
+        for i, part in enumerate(parts):
+            if i:
+                await asyncio.sleep(0.2)
+            writer.write(part)
+            await writer.drain()
+        return await asyncio.wait_for(reader.read() if whole else reader.readuntil(b"\r\n\r\n"), timeout=5)
+    finally:
+        writer.close()
+
+
+def _statuses(answers: bytes) -> list[bytes]:
+    return [line.split(b" ")[1] for line in answers.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+
+
+async def test_malformed_http_is_counted_not_logged_as_an_error(
+    kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = unique("ingest.malformed")
+    head = b"POST /v2/data/in/example HTTP/1.1\r\nHost: x\r\n"
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, body_timeout_ms=500
+    ) as gw:
+        with caplog.at_level(logging.INFO):
+            answers = [
+                await _exchange(gw, head + b"Bad Header\r\n\r\n"),
+                await _exchange(gw, head + b"X: " + b"a" * 9000 + b"\r\n\r\n"),
+                await _exchange(gw, head + b"Content-Length: abc\r\n\r\n"),
+                await _exchange(gw, head + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n"),
+            ]
+            # A bad chunk once the route is reading the body: aiohttp gives the body no end, so the
+            # route answers 408 after BODY_TIMEOUT_MS.
+            broken = await _exchange(gw, chunked, b"ZZ\r\n", whole=False)
+            # A client that goes away mid-body: the route's read fails, answered 400 to no one.
+            _, writer = await asyncio.open_connection(gw.host, gw.port)
+            writer.write(chunked)
+            await writer.drain()
+            await _until_gauge(gw, "gateway_inflight_requests", 1)
+            writer.close()
+            await _until_gauge(gw, "gateway_inflight_requests", 0)
+            async with gw.session.get("/metrics") as resp:
+                metrics = await resp.text()
+    assert [_statuses(a) for a in answers] == [[b"400"]] * 4
+    assert _statuses(broken) == [b"408"]
+    # The four, and the broken chunk's own 400 once aiohttp stops waiting for the rest of its body
+    # (``lingering_time``, 10 s): it may or may not have come yet.
+    assert metric_value(metrics, "gateway_malformed_requests_total ") in (4, 5)
+    route = 'route="/v2/data/in/{dataset_id}"'
+    assert f'gateway_http_requests_total{{method="POST",{route},status="400"}} 1.0' in metrics
+    assert f'gateway_http_requests_total{{method="POST",{route},status="408"}} 1.0' in metrics
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

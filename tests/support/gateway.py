@@ -11,10 +11,9 @@ from typing import Any
 
 import aiohttp
 import yaml
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 
-from gateway.app import create_app
-from gateway.body import AUTO_DECOMPRESS
+from gateway.app import SERVER_OPTIONS, create_app
 from gateway.settings import GatewaySettings
 from ingest_core.kafka import ensure_topics
 from ingest_core.registry import Registry, load_registry
@@ -80,10 +79,15 @@ async def running_gateway(
     settings = replace(
         GatewaySettings(), kafka_bootstrap_servers=bootstrap, topics_file=registry.path, **overrides
     )
-    server = TestServer(create_app(settings, registry), host="127.0.0.1")
-    await server.start_server(auto_decompress=AUTO_DECOMPRESS)
+    # A runner as gateway.serve makes it (aiohttp's TestServer would cancel handlers whose client
+    # goes away, which the gateway's own server does not).
+    runner = web.AppRunner(create_app(settings, registry), **SERVER_OPTIONS)
+    await runner.setup()
     try:
-        async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
-            yield GatewayHandle(session, registry, bootstrap, server.host, server.port or 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession(base_url=f"http://{host}:{port}") as session:
+            yield GatewayHandle(session, registry, bootstrap, host, port)
     finally:
-        await server.close()
+        await runner.cleanup()
