@@ -64,8 +64,9 @@ async def read_body(request: web.Request, coding: str | None, limit: int, timeou
     except TimeoutError:
         raise BodyTimeout() from None
     except (ConnectionResetError, web.RequestPayloadError):
-        # The client went away mid-body, or sent a chunk aiohttp could not parse (it then drops the
-        # connection): the client's doing, not a failure of ours to log as one.
+        # The client went away mid-body (ConnectionResetError), or aiohttp could not take the body
+        # in (RequestPayloadError): the client's doing, not a failure of ours to log as one. (A
+        # chunk aiohttp cannot parse leaves the body without an end: BodyTimeout, above.)
         raise InvalidInput("Request body is incomplete: the connection broke while it was read") from None
     return raw if coding is None else decode(raw, coding, limit)
 
