@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
+from ingest_core.event_types import EventType, compile_event_type
 from ingest_core.paths import schema_path
 from ingest_core.validation import SchemaValidator
 
@@ -37,6 +38,9 @@ class Dataset:
     batch: bool
     schema_file: Path | None
     validator: SchemaValidator | None
+    # The schema compiled for the events' common path (see ingest_core.event_types); None when it
+    # uses anything outside the subset compiled.
+    event_type: EventType | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,7 @@ def _where(path: Any) -> str:
     return out or "(top level)"
 
 
-def _load_dataset_schema(file: Path, where: str, source: Path) -> SchemaValidator:
+def _load_dataset_schema(file: Path, where: str, source: Path) -> tuple[dict[str, Any], SchemaValidator]:
     try:
         schema = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -72,7 +76,7 @@ def _load_dataset_schema(file: Path, where: str, source: Path) -> SchemaValidato
     if not isinstance(schema, dict):
         raise RegistryError(f"{source}: {where}: schema file {file} must hold a JSON object")
     try:
-        return SchemaValidator(schema)
+        return schema, SchemaValidator(schema)
     except jsonschema.SchemaError as exc:
         raise RegistryError(f"{source}: {where}: {file} is not a valid JSON Schema: {exc.message}") from None
 
@@ -88,10 +92,11 @@ def parse_registry(doc: Any, source: Path) -> Registry:
         where = f"datasets[{i}]"
         if item["id"] in datasets:
             raise RegistryError(f"{source}: {where}.id: duplicate dataset id {item['id']!r}")
-        schema_file = validator = None
+        schema_file = validator = schema = None
         if "schema" in item:
             schema_file = (source.parent / item["schema"]).resolve()
-            validator = _load_dataset_schema(schema_file, f"{where}.schema", source)
+            schema, validator = _load_dataset_schema(schema_file, f"{where}.schema", source)
+        read = [name for name in (item.get("key"), item.get("dedup_key")) if name is not None]
         datasets[item["id"]] = Dataset(
             id=item["id"],
             entry_topic=item.get("entry_topic"),
@@ -102,6 +107,7 @@ def parse_registry(doc: Any, source: Path) -> Registry:
             batch=item.get("batch", True),
             schema_file=schema_file,
             validator=validator,
+            event_type=compile_event_type(schema, read),
         )
     return Registry(path=source, datasets=datasets)
 
