@@ -1,19 +1,37 @@
-"""From a parsed request to the Kafka records it stands for, with every check the API makes.
+"""From a request to the Kafka records it stands for, with every check the API makes.
 
 Pure: no I/O. The checks run in the reference's order (envelope schema, dataset, entry topic),
 then ours: batch allowed, batch size, each event against its dataset's schema. A request is
 all-or-nothing: nothing is published when any of its events is invalid.
+
+Two paths. ``prepare_raw`` takes the request's bytes and, where the dataset's schema is compiled
+(``ingest_core.event_types``), checks the envelope and each event in msgspec and forwards each
+event's JSON as it came: no Python objects for the events, no serialising them again (a 100-event
+request: ~270 -> ~80 µs). Whatever it cannot accept for certain, it leaves to ``prepare``, which
+parses the request with orjson, decides, and words any error: so both paths accept the same
+requests (see README, "Events are forwarded as sent"), and every error comes from one place.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
 
 from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
 from ingest_core.paths import schema_path
-from ingest_core.record import MAX_EVENT_DEPTH, EventTooDeep, OutRecord, build_records, holds_nul
+from ingest_core.record import (
+    MAX_EVENT_DEPTH,
+    EventTooDeep,
+    OutRecord,
+    build_raw_records,
+    build_records,
+    holds_nul,
+    reads_alike,
+)
+from ingest_core.record import may_hold_nul as bytes_may_hold_nul
 from ingest_core.registry import Registry
 from ingest_core.validation import SchemaValidator
 
@@ -22,6 +40,60 @@ class Prepared(NamedTuple):  # a NamedTuple: a frozen dataclass costs ~1 µs mor
     dataset: str
     topic: str
     records: list[OutRecord]
+    msgid: str
+
+
+class _Params(msgspec.Struct, forbid_unknown_fields=True):
+    msgid: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Single(msgspec.Struct):
+    """``schemas/envelope.json`` with one event, kept raw (unknown keys ignored, as the schema allows)."""
+
+    id: Literal["api.data.in"]
+    ver: str
+    ts: str
+    params: _Params
+    data: msgspec.Raw
+
+
+class _Batch(msgspec.Struct):
+    """The same with a batch of events, each kept raw."""
+
+    id: Literal["api.data.in"]
+    ver: str
+    ts: str
+    params: _Params
+    data: Annotated[list[msgspec.Raw], msgspec.Meta(min_length=1)]
+
+
+_decode_single = msgspec.json.Decoder(_Single).decode
+_decode_batch = msgspec.json.Decoder(_Batch).decode
+
+
+def _looks_like_batch(body: bytes) -> bool:
+    at = body.find(b'"data"')
+    return at >= 0 and body[at + 6 : at + 24].lstrip(b" \t\r\n:")[:1] == b"["
+
+
+def _valid_utf8(body: bytes) -> bool:
+    # msgspec checks the UTF-8 of the strings it decodes, not of what it skips or keeps raw.
+    if body.isascii():
+        return True
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _may_nest_too_deeply(event: msgspec.Raw) -> bool:
+    # Nesting n levels takes 2n bytes at least, so the length alone clears nearly every event; the
+    # rest are counted. The same rule as the sink's (consumers.sink.decode).
+    if len(event) <= 2 * MAX_EVENT_DEPTH:
+        return False
+    text = bytes(event)
+    return text.count(b"{") + text.count(b"[") > MAX_EVENT_DEPTH
 
 
 def msgid_of(doc: Any) -> str | None:
@@ -40,6 +112,49 @@ class Ingestor:
         self._registry = registry
         self._max_batch = max_batch_events
         self._envelope = SchemaValidator(json.loads(schema_path("envelope.json").read_text("utf-8")))
+
+    def prepare_raw(self, dataset_id: str, body: bytes) -> Prepared | None:
+        """``prepare`` for a request's bytes, when they can be accepted without parsing the events
+        into Python; None for anything else, which ``prepare`` must then decide. Never raises."""
+        dataset = self._registry.get(dataset_id)
+        if dataset is None or dataset.entry_topic is None or dataset.event_type is None:
+            return None
+        if bytes_may_hold_nul(body) or not _valid_utf8(body):
+            return None
+        event_type = dataset.event_type
+        try:
+            envelope: _Single | _Batch | None = None
+            # A guess, to try the right decoder first; the other is tried when it is wrong.
+            if dataset.batch and _looks_like_batch(body):
+                try:
+                    envelope = _decode_batch(body)
+                except msgspec.ValidationError:
+                    pass
+            if envelope is None:
+                envelope = _decode_single(body)
+            if isinstance(envelope, _Batch):
+                batch, events = True, envelope.data
+                if len(events) > self._max_batch:
+                    return None
+            else:
+                # Anything but an object is refused by the event's type below.
+                batch, events = False, [envelope.data]
+            decoded = []
+            for event in events:
+                if _may_nest_too_deeply(event):
+                    return None
+                decoded.append(event_type.decode(event))
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        field = event_type.field
+        keys = None if dataset.key is None else [field(e, dataset.key) for e in decoded]
+        dedups = None if dataset.dedup_key is None else [field(e, dataset.dedup_key) for e in decoded]
+        for values in (keys, dedups):
+            if values is not None and not all(map(reads_alike, values)):
+                return None
+        msgid = envelope.params.msgid
+        records = build_raw_records(dataset.id, msgid, events, keys, dedups, batch, int(time.time() * 1000))
+        return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records, msgid=msgid)
 
     def prepare(self, dataset_id: str, doc: Any, may_hold_nul: bool = True) -> Prepared:
         """Check a parsed request and build its records.
@@ -90,4 +205,4 @@ class Ingestor:
             raise InvalidInput(
                 f"{where}: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)"
             ) from None
-        return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records)
+        return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records, msgid=msgid)
