@@ -25,8 +25,15 @@ import msgspec
 import orjson
 
 from ingest_core.paths import schema_path
-from ingest_core.record import MAX_EVENT_DEPTH, dedup_value, holds_nul, may_hold_nul
-from ingest_core.registry import Registry
+from ingest_core.record import (
+    MAX_EVENT_DEPTH,
+    dedup_value,
+    holds_nul,
+    may_hold_nul,
+    reads_alike,
+    scalar_text,
+)
+from ingest_core.registry import Dataset, Registry
 from ingest_core.store import Row
 from ingest_core.validation import SchemaValidator
 
@@ -63,17 +70,16 @@ _fast_decoder = msgspec.json.Decoder(FastRecord)
 _new_row = tuple.__new__
 
 
-def fast_record(value: bytes) -> tuple[FastRecord, bytes, dict[str, Any]] | None:
-    """The record, its event's JSON and its parsed event, when the value is certainly a valid
-    record; else None."""
+def fast_record(value: bytes) -> tuple[FastRecord, bytes] | None:
+    """The record and its event's JSON, when the value is certainly a valid record whose event is
+    an object no deeper than the gateway accepts; else None. The event itself is not checked."""
     try:
         record = _fast_decoder.decode(value)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         # RecursionError: msgspec gives up on ~1,000 levels of nesting, even inside ``event``.
         return None
     raw = bytes(record.event)
-    # msgspec hands over the value's own bytes, without surrounding whitespace; orjson then checks
-    # them strictly (UTF-8 included), as it checks every record on the general path.
+    # msgspec hands over the value's own bytes, without surrounding whitespace.
     if raw[:1] != b"{":
         return None
     # An event that may nest deeper than the gateway accepts goes to the general path, which
@@ -81,11 +87,7 @@ def fast_record(value: bytes) -> tuple[FastRecord, bytes, dict[str, Any]] | None
     # 2n bytes at least, so the length alone clears nearly every event, without counting.
     if len(raw) > 2 * MAX_EVENT_DEPTH and raw.count(b"{") + raw.count(b"[") > MAX_EVENT_DEPTH:
         return None
-    try:
-        event = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return record, raw, event
+    return record, raw
 
 
 def _stored_fields_hold_nul(value: bytes) -> bool:
@@ -128,10 +130,36 @@ class Decoder:
             fast = fast_record(value)
             if fast is None:
                 return self._decode_general(topic, partition, offset, value)
-            record, raw, event = fast
-            return self._row(
-                topic, partition, offset, record.dataset, record.msgid, record.event_id, event,
-                raw.decode(), record.obsrv_meta.syncts,
+            record, raw = fast
+            dataset = self._registry.get(record.dataset)
+            event_type = None if dataset is None or dataset.entry_topic != topic else dataset.event_type
+            if event_type is None:
+                # The event is parsed and checked by the dataset's schema in _row (or the record is
+                # refused there for its dataset or topic).
+                try:
+                    # orjson checks the event strictly (UTF-8 included), as on the general path.
+                    event = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    return self._decode_general(topic, partition, offset, value)
+                return self._row(
+                    topic, partition, offset, record.dataset, record.msgid, record.event_id, event,
+                    raw.decode(), record.obsrv_meta.syncts,
+                )  # fmt: skip
+            # The dataset's compiled type checks the event without parsing it into Python (see
+            # ingest_core.event_types); what it refuses, the general path decides and words.
+            try:
+                checked = event_type.decode(raw)
+                # msgspec checks the UTF-8 of the strings it reads, not of those it skips.
+                text = raw.decode()
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                return self._decode_general(topic, partition, offset, value)
+            assert dataset is not None  # for mypy: event_type comes from it
+            dedup = None if dataset.dedup_key is None else event_type.field(checked, dataset.dedup_key)
+            if not reads_alike(dedup):
+                return self._decode_general(topic, partition, offset, value)
+            return self._checked_row(
+                topic, partition, offset, dataset, record.msgid, scalar_text(dedup) or record.event_id, text,
+                record.obsrv_meta.syncts,
             )  # fmt: skip
         except Exception as exc:
             # A record that breaks the decoder must not stop the sink (it would break it again on
@@ -178,6 +206,12 @@ class Decoder:
                 return Rejected("schema", f"event: {problem}")
         if dataset.dedup_key is not None:
             event_id = dedup_value(event, dataset.dedup_key) or event_id
+        return self._checked_row(topic, partition, offset, dataset, msgid, event_id, event_json, syncts)
+
+    def _checked_row(
+        self, topic: str, partition: int, offset: int, dataset: Dataset, msgid: str, event_id: str,
+        event_json: str, syncts: float,
+    ) -> Row:  # fmt: skip
         # The events of one request share their syncts: each value is converted once.
         at = self._received.get(syncts) or self._receive(syncts)
         # The same tuple as Row(...) without the NamedTuple's Python-level __new__ (~280 -> ~165 ns).

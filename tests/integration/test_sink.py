@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -117,6 +118,35 @@ async def test_gateway_to_row_single_and_batch(kafka_bootstrap: str, tmp_path: P
     assert persisted.tzinfo is not None
     assert before.timestamp() - 1 <= received.timestamp() <= persisted.timestamp() + 0.001
     assert orjson.loads(by_id["batch-1:42"]["event"]) == {"eid": "B42", "i": 42}
+
+
+async def test_events_are_stored_as_they_were_sent(
+    kafka_bootstrap: str, tmp_path: Path, store_url: str
+) -> None:
+    # The gateway forwards each event's JSON as it came (the raw path) and the sink stores it as the
+    # record holds it: spacing, escapes and integers beyond 64 bits are kept (PostgreSQL's jsonb
+    # keeps the value and writes its own text).
+    topic = unique("ingest.sent")
+    events = [
+        b'{ "eid" : "a",\n  "big": 123456789012345678901234567890, "e": "caf\\u00e9", "n": 1E2 }',
+        b'{"eid":"b","nested":{"k":[1,2.50,"x"]}}',
+    ]
+    body = (
+        b'{"id": "api.data.in", "ver": "v2", "ts": "1", "params": {"msgid": "sent-1"}, "data": [\n  %s\n]}'
+        % (b",\n  ".join(events))
+    )
+    async with running_gateway(kafka_bootstrap, datasets_for(topic), tmp_path) as gw:
+        async with running_sink(kafka_bootstrap, gw.registry, store_url):
+            assert (await gw.post("example", None, raw=body))[0] == 200
+            rows = await wait_for_rows(store_url, 2, timeout_s=30)
+    by_id = {r["event_id"]: r["event"] for r in rows}
+    assert set(by_id) == {"sent-1:0", "sent-1:1"}
+    for i, event in enumerate(events):
+        stored = by_id[f"sent-1:{i}"]
+        assert json.loads(stored) == json.loads(event)
+        if store_url.startswith("sqlite"):
+            assert stored == event.decode()
+    assert json.loads(by_id["sent-1:0"])["big"] == 123456789012345678901234567890
 
 
 async def test_same_msgid_twice_gives_one_row_per_event(
