@@ -121,7 +121,7 @@ def _gen_schema(rng: random.Random, depth: int) -> Any:
         ["object", "array"] * 2 if depth < 3 else []
     )
     if rng.random() < 0.1:
-        values = rng.choice([["x", "y", ""], [0, 1, -3], ["😀"]])
+        values: list[Any] = rng.choice([["x", "y", ""], [0, 1, -3], ["😀"]])
         return {"enum": values} if rng.random() < 0.7 else {"const": values[0]}
     types = rng.sample(kinds, rng.choice([1, 1, 1, 2]))
     schema: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}

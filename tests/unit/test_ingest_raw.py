@@ -143,7 +143,21 @@ def test_a_schema_outside_the_compiled_subset_leaves_every_request_to_prepare(tm
 
 # Generated requests: whatever the raw path takes, prepare takes, with the same records. ----------
 
-_VALUES = [None, True, 0, 1.5, "", "x", [], {}, {"eid": "a"}, [{"eid": "a"}], [{}], {"msgid": "m"}, 2**70]
+_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    1.5,
+    "",
+    "x",
+    [],
+    {},
+    {"eid": "a"},
+    [{"eid": "a"}],
+    [{}],
+    {"msgid": "m"},
+    2**70,
+]
 
 
 def _mutate(rng: random.Random, doc: Any, depth: int = 0) -> Any:

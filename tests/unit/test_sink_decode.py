@@ -224,7 +224,22 @@ def test_a_dedup_key_beyond_64_bits_gets_the_id_the_gateway_gives_it() -> None:
     assert row.event_id == event_id_for("m", None, orjson.loads(event), "uid") == "1.1805916207174113e+21"
 
 
-_VALUES = [None, True, 0, 1.5, 5.0, "", "E", [], {}, {"eid": "E"}, 2**70, "example", "dedup", "t.example"]
+_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    1.5,
+    5.0,
+    "",
+    "E",
+    [],
+    {},
+    {"eid": "E"},
+    2**70,
+    "example",
+    "dedup",
+    "t.example",
+]
 
 
 def _mutate(rng: random.Random, doc: Any, depth: int = 0) -> Any:
@@ -252,7 +267,7 @@ def _verdict(out: Row | Rejected) -> Any:
 
 def test_every_record_gets_the_verdict_the_general_path_gives_it() -> None:
     rng = random.Random(7)
-    seeds = [
+    seeds: list[tuple[str, dict[str, Any]]] = [
         ("t.example", {"eid": "E", "ets": 5, "date": "d", "x": [1, {"y": None}]}),
         ("t.dedup", {"uid": "u", "x": 1}),
         ("t.plain", {"a": {"b": [1, 2]}}),
