@@ -109,10 +109,20 @@ class Bench:
 
     # scenarios -------------------------------------------------------------------------------
 
-    def raw_producer(self, client: str) -> Result:
+    def raw_producer(self, client: str, plain: bool = False) -> Result:
         topic = self.topic(f"raw-{client}")
+        extra = ["plain"] if plain else []
         out = subprocess.run(
-            [sys.executable, "-m", "bench.producers", client, self.bootstrap, topic, str(self.args.seconds)],
+            [
+                sys.executable,
+                "-m",
+                "bench.producers",
+                client,
+                self.bootstrap,
+                topic,
+                str(self.args.seconds),
+                *extra,
+            ],
             capture_output=True,
             text=True,
             cwd=procs.ROOT,
@@ -355,7 +365,7 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
         return "" if v is None else f"{v:,.{digits}f}"
 
     for name, r in res.items():
-        if name.startswith(("raw_", "sink_", "keepup_")) or name == "overload":
+        if name.startswith(("raw_", "plain_", "sink_", "keepup_")) or name == "overload":
             continue
         lines.append(
             f"| {name} | {fmt(r.get('rps'))} | {fmt(r.get('events_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | "
@@ -366,6 +376,11 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
         if name.startswith("raw_"):
             lines.append(
                 f"| {name} (records) | | {fmt(r['records_per_s'])} | {fmt(r['mb_per_s'], 1)} | | | | | |"
+            )
+        if name.startswith("plain_"):
+            lines.append(
+                f"| {name} (records: values only, 1,000 keys, no headers; reference) | | "
+                f"{fmt(r['records_per_s'])} | {fmt(r['mb_per_s'], 1)} | | | | | |"
             )
         if name.startswith("sink_"):
             lines.append(
@@ -518,6 +533,8 @@ def main() -> int:
         plan: list[tuple[str, Callable[[], Result]]] = [
             ("raw_confluent", lambda: bench.raw_producer("confluent")),
             ("raw_aiokafka", lambda: bench.raw_producer("aiokafka")),
+            # For reference: what "raw" meant until 2026-11-23 (values only, 1,000 keys, no headers).
+            ("plain_confluent", lambda: bench.raw_producer("confluent", plain=True)),
             ("bare_aiohttp_c32", bench.bare),
             ("gateway_single_c32", lambda: bench.gateway_load(1, 32)),
             ("gateway_single_c128", lambda: bench.gateway_load(1, 128)),

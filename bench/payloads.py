@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ingest_core.record import build_value
+from ingest_core.record import OutRecord, build_records, build_value
 
 
 def event(i: int) -> dict[str, Any]:
@@ -33,3 +33,10 @@ def body(events: int, msgid: str = "bench-0001") -> bytes:
 def record_value(i: int) -> bytes:
     """The Kafka value the gateway would write for event ``i``: what the raw producers send."""
     return build_value("example", "bench-0001", f"bench-0001:{i}", event(i), 1711966306164)
+
+
+def records(count: int) -> list[OutRecord]:
+    """The records the gateway makes of events 0..count-1 in one batch request: the same values,
+    keys (the dataset's ``key`` field, ``eid``) and headers; what the raw producers send."""
+    events = [event(i) for i in range(count)]
+    return build_records("example", "bench-0001", events, True, "eid", None, 1711966306164)
