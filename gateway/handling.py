@@ -23,6 +23,7 @@ from gateway.responses import API_ID, error_body
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 # Request-scoped: the request's msgid, echoed in error responses.
 MSGID_KEY = web.RequestKey("ingest.msgid", str)
 UNMATCHED = "unmatched"  # the route label of requests to unknown paths
@@ -81,18 +82,21 @@ class Routes:
         self._router = app.router
         self._metrics = metrics
 
-    def add(self, path: str, methods: Iterable[str], handler: Handler) -> None:
+    def add(
+        self, path: str, methods: Iterable[str], handler: Handler, expect: ExpectHandler | None = None
+    ) -> None:
+        """``expect``: the routes' answer to an ``Expect`` header (aiohttp's: ``100 Continue`` at once)."""
         resource = self._router.add_resource(path)
         allowed = sorted(set(methods))
         for method in allowed:
-            resource.add_route(method, wrap(path, handler, self._metrics))
+            resource.add_route(method, wrap(path, handler, self._metrics), expect_handler=expect)
         allow_header = {"Allow": ", ".join(allowed)}
 
         async def not_allowed(request: web.Request) -> web.Response:
             return error_response(MethodNotAllowed(), None, allow_header)
 
         # Tried after the methods above: aiohttp matches a resource's routes in the order added.
-        resource.add_route(hdrs.METH_ANY, wrap(path, not_allowed, self._metrics))
+        resource.add_route(hdrs.METH_ANY, wrap(path, not_allowed, self._metrics), expect_handler=expect)
 
     def add_not_found(self) -> None:
         """Last: every path no route matched gets 404 in the envelope."""

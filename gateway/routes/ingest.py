@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from gateway.body import content_coding, read_body
+from gateway.body import content_coding, expect_continue, read_body
 from gateway.context import CONTEXT
 from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.handling import MSGID_KEY, Routes
@@ -74,4 +74,4 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 def add_routes(routes: Routes) -> None:
-    routes.add("/v2/data/in/{dataset_id}", ["POST"], ingest)
+    routes.add("/v2/data/in/{dataset_id}", ["POST"], ingest, expect=expect_continue)

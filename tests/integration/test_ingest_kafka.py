@@ -512,3 +512,43 @@ async def test_malformed_http_is_counted_not_logged_as_an_error(
     assert f'gateway_http_requests_total{{method="POST",{route},status="400"}} 1.0' in metrics
     assert f'gateway_http_requests_total{{method="POST",{route},status="408"}} 1.0' in metrics
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_100_continue_is_sent_only_for_a_body_the_gateway_will_read(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # aiohttp's default sent "100 Continue" before the route ran, so a client was told to send a
+    # body the route then refused unread.
+    topic = unique("ingest.expect")
+    body = orjson.dumps(envelope({"eid": "X1"}, msgid="expect-1"))
+
+    def head(length: int, expect: bytes = b"100-continue", extra: bytes = b"") -> bytes:
+        return (
+            b"POST /v2/data/in/example HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: %s\r\nContent-Length: %d\r\n%s\r\n" % (expect, length, extra)
+        )
+
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, max_body_bytes=8192, max_inflight_bytes=6000
+    ) as gw:
+        refused = [
+            await _exchange(gw, head(9000), whole=False),  # over MAX_BODY_BYTES
+            await _exchange(gw, head(7000), whole=False),  # over MAX_INFLIGHT_BYTES
+            await _exchange(gw, head(len(body), extra=b"Content-Encoding: br\r\n"), whole=False),
+        ]
+        reader, writer = await asyncio.open_connection(gw.host, gw.port)
+        try:
+            writer.write(head(len(body)))
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            writer.write(body)
+            final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        finally:
+            writer.close()
+        # Another expectation is ignored (RFC 9110 allows it), not a plain-text 417.
+        other = await _exchange(gw, head(len(body), expect=b"something") + body, whole=False)
+    assert [_statuses(a) for a in refused] == [[b"413"], [b"503"], [b"415"]]
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert _statuses(final) == [b"200"]
+    assert _statuses(other) == [b"200"]
+    msgs = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 2, 4.0)
+    assert sorted(orjson.loads(m.value() or b"")["msgid"] for m in msgs) == ["expect-1", "expect-1"]
