@@ -13,11 +13,11 @@ from gateway.handling import Routes
 from gateway.ingest import Ingestor
 from gateway.kafka_aiokafka import AiokafkaPublisher
 from gateway.kafka_confluent import ConfluentPublisher
-from gateway.malformed import watch_malformed
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import ProducerOptions, Publisher
 from gateway.routes import ingest, ops
 from gateway.settings import GatewaySettings
+from ingest_core.malformed import watch_malformed
 from ingest_core.registry import Registry
 
 

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from consumers.sink.metrics import SinkMetrics
 from consumers.sink.service import SinkService
 from consumers.sink.settings import SinkSettings
+from ingest_core.malformed import watch_malformed
 from ingest_core.registry import Registry
 from ingest_core.store import Store, StoreUnavailable, open_store
 
@@ -59,6 +60,7 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
         await service.close()
         await the_store.close()
 
+    app.cleanup_ctx.append(watch_malformed(sink_metrics.malformed.inc))
     app.cleanup_ctx.append(sink_ctx)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -27,6 +27,11 @@ class SinkMetrics:
         )  # fmt: skip
         self.store_errors = Counter("sink_store_errors", "Failed store or DLQ writes (retried)", registry=r)
         self.store_up = Gauge("sink_store_up", "1 when the last store write succeeded", registry=r)
+        self.malformed = Counter(
+            "sink_http_malformed_requests",
+            "Requests to this port that aiohttp could not parse (answered 400 by it)",
+            registry=r,
+        )
         self.lag = Gauge(
             "sink_consumer_lag", "High watermark minus position", ["topic", "partition"], registry=r
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -473,3 +474,21 @@ def test_a_bad_store_url_stops_the_start_with_the_mistake_named(tmp_path: Path) 
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "ingest-sink: STORE_URL: synchronous='off': expected full or normal"
+
+
+async def test_malformed_requests_to_the_sink_port_are_counted_not_logged_as_errors(
+    kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = await make_registry(kafka_bootstrap, tmp_path, unique("ingest.sinkport"))
+    async with running_sink(kafka_bootstrap, registry, f"sqlite:///{tmp_path / 'port.db'}") as sink:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection(sink.host, sink.port)
+            try:
+                writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+                answer = await asyncio.wait_for(reader.read(), timeout=5)
+            finally:
+                writer.close()
+            metrics = await sink.metrics()
+    assert answer.split(b"\r\n")[0].split(b" ")[1] == b"400"
+    assert metric_value(metrics, "sink_http_malformed_requests_total") == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -20,6 +20,8 @@ from tests.support.kafka import unique
 class SinkHandle:
     service: SinkService
     session: aiohttp.ClientSession
+    host: str
+    port: int
 
     async def metrics(self) -> str:
         async with self.session.get("/metrics") as r:
@@ -56,6 +58,6 @@ async def running_sink(
     await server.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
-            yield SinkHandle(app[SERVICE], session)
+            yield SinkHandle(app[SERVICE], session, server.host, server.port or 0)
     finally:
         await server.close()

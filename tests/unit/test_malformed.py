@@ -7,7 +7,7 @@ import sys
 
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 
-from gateway.malformed import MalformedRequests
+from ingest_core.malformed import MalformedRequests
 
 
 def record(exc: BaseException | None) -> logging.LogRecord:

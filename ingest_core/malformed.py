@@ -3,9 +3,10 @@ line at DEBUG instead of aiohttp's ERROR with a traceback.
 
 aiohttp answers them itself, in plain text before any route runs, and logs each one through
 ``aiohttp.server`` at ERROR with the parser's traceback: one misbehaving client or a port scanner
-could fill the logs and set off alerts meant for the gateway's own failures. They are the client's
-doing, so they are counted instead (``gateway_malformed_requests_total``). Every other record of
-that logger (a failure of aiohttp's own) passes through unchanged.
+could fill the logs and set off alerts meant for the program's own failures. They are the client's
+doing, so they are counted instead (the gateway's ``gateway_malformed_requests_total``, the sink's
+``sink_http_malformed_requests_total``). Every other record of that logger (a failure of aiohttp's
+own) passes through unchanged. Used by every program that serves HTTP.
 """
 
 from __future__ import annotations
