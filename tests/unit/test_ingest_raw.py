@@ -13,21 +13,11 @@ import pytest
 
 from gateway.ingest import Ingestor
 from ingest_core.registry import parse_registry
-from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, event_with_levels
+from tests.support.gateway import REFERENCE_EXAMPLE, envelope, event_with_levels
+from tests.support.mutate import mutate
+from tests.unit.test_ingest import INGESTOR
 
-REGISTRY = parse_registry(
-    {
-        "datasets": [
-            {"id": "example", "entry_topic": "t.example", "schema": str(EXAMPLE_SCHEMA), "key": "eid"},
-            {"id": "single", "entry_topic": "t.single", "batch": False},
-            {"id": "dedup", "entry_topic": "t.dedup", "dedup_key": "uid"},
-            {"id": "keyed", "entry_topic": "t.keyed", "key": "k"},
-            {"id": "none", "entry_topic": None},
-        ]
-    },
-    Path("/virtual/topics.yaml"),
-)
-INGESTOR = Ingestor(REGISTRY, max_batch_events=5)
+# INGESTOR: the registry of test_ingest.py (example, single, dedup, keyed, none), 5 events at most.
 
 
 @pytest.fixture(autouse=True)
@@ -160,20 +150,7 @@ _VALUES: list[Any] = [
 ]
 
 
-def _mutate(rng: random.Random, doc: Any, depth: int = 0) -> Any:
-    if not isinstance(doc, dict | list) or depth > 3 or rng.random() < 0.1:
-        return rng.choice(_VALUES) if rng.random() < 0.5 else doc
-    out: Any = copy.copy(doc)
-    keys = list(range(len(out))) if isinstance(out, list) else list(out)
-    if keys and rng.random() < 0.6:
-        key = rng.choice(keys)
-        if rng.random() < 0.2:
-            del out[key]
-        else:
-            out[key] = _mutate(rng, out[key], depth + 1)
-    elif isinstance(out, dict) and rng.random() < 0.5:
-        out[rng.choice(["extra", "eid", "msgid", "data", "ets", "k", "uid"])] = rng.choice(_VALUES)
-    return out
+_NAMES = ["extra", "eid", "msgid", "data", "ets", "k", "uid"]
 
 
 def test_whatever_the_raw_path_takes_prepare_takes_with_the_same_records() -> None:
@@ -181,7 +158,7 @@ def test_whatever_the_raw_path_takes_prepare_takes_with_the_same_records() -> No
     taken = 0
     for _ in range(20000):
         dataset, doc = rng.choice(VALID[:-1])
-        doc = _mutate(rng, doc)
+        doc = mutate(rng, doc, _VALUES, _NAMES)
         try:
             body = orjson.dumps(doc)
         except orjson.JSONEncodeError:

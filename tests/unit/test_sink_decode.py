@@ -16,6 +16,7 @@ from ingest_core.record import MAX_EVENT_DEPTH, build_value, event_id_for
 from ingest_core.registry import parse_registry
 from ingest_core.store import Row
 from tests.support.gateway import EXAMPLE_SCHEMA
+from tests.support.mutate import mutate
 
 REGISTRY = parse_registry(
     {
@@ -242,20 +243,7 @@ _VALUES: list[Any] = [
 ]
 
 
-def _mutate(rng: random.Random, doc: Any, depth: int = 0) -> Any:
-    if not isinstance(doc, dict | list) or depth > 3 or rng.random() < 0.1:
-        return rng.choice(_VALUES) if rng.random() < 0.5 else doc
-    out: Any = dict(doc) if isinstance(doc, dict) else list(doc)
-    keys = list(range(len(out))) if isinstance(out, list) else list(out)
-    if keys and rng.random() < 0.7:
-        key = rng.choice(keys)
-        if rng.random() < 0.2:
-            del out[key]
-        else:
-            out[key] = _mutate(rng, out[key], depth + 1)
-    elif isinstance(out, dict):
-        out[rng.choice(["eid", "uid", "ets", "date", "x", "dataset"])] = rng.choice(_VALUES)
-    return out
+_NAMES = ["eid", "uid", "ets", "date", "x", "dataset"]
 
 
 def _verdict(out: Row | Rejected) -> Any:
@@ -275,7 +263,8 @@ def test_every_record_gets_the_verdict_the_general_path_gives_it() -> None:
     rows = 0
     for _ in range(20000):
         topic, event = rng.choice(seeds)
-        doc = _mutate(rng, orjson.loads(build_value(topic[2:], "m", "m:1", event, 1_700_000_000_000)))
+        record = orjson.loads(build_value(topic[2:], "m", "m:1", event, 1_700_000_000_000))
+        doc = mutate(rng, record, _VALUES, _NAMES)
         value = json.dumps(doc, ensure_ascii=rng.random() < 0.5).encode()
         out = DECODER.decode(topic, 0, 0, value)
         assert _verdict(out) == _verdict(DECODER._decode_general(topic, 0, 0, value)), doc
