@@ -213,27 +213,38 @@ class EventType:
         return None if value is msgspec.UNSET else value
 
 
-def compile_event_type(schema: Mapping[str, Any] | None, fields: Iterable[str] = ()) -> EventType | None:
-    """The dataset's schema as an EventType, or None when it uses anything outside the subset.
-
-    ``schema`` None: the dataset takes any object. ``fields``: top-level fields the caller will read
-    with ``EventType.field`` (the dataset's key and dedup key), whether the schema names them or not.
-    """
+def _top_level(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     top = dict(schema or {})
     # Events are objects by the envelope's and the record's own schemas: a top level without a type
     # is an object's schema.
     if top.get("type", "object") != "object" or "enum" in top or "const" in top:
-        return None
+        raise _Unsupported("a top level that is not an object's")
     top.pop("type", None)
     if top.keys() - _ANNOTATIONS - _KEYWORDS:
-        return None
+        raise _Unsupported(", ".join(sorted(top.keys() - _ANNOTATIONS - _KEYWORDS)))
+    return top
+
+
+def compile_event_type(
+    schema: Mapping[str, Any] | None,
+    fields: Iterable[str] = (),
+    on_unsupported: Callable[[str], None] | None = None,
+) -> EventType | None:
+    """The dataset's schema as an EventType, or None when it uses anything outside the subset.
+
+    ``schema`` None: the dataset takes any object. ``fields``: top-level fields the caller will read
+    with ``EventType.field`` (the dataset's key and dedup key), whether the schema names them or not.
+    ``on_unsupported``: told what kept the schema out (a keyword, usually), when it is.
+    """
     wanted = list(fields)
     try:
-        struct = _struct(top, wanted)
+        struct = _struct(_top_level(schema), wanted)
         decoder = msgspec.json.Decoder(struct)
-    except (_Unsupported, TypeError, ValueError, OverflowError):
+    except (_Unsupported, TypeError, ValueError, OverflowError) as exc:
         # TypeError: a union msgspec cannot decode (two kinds of object, say); the others: a bound
         # msgspec cannot hold.
+        if on_unsupported is not None:
+            on_unsupported(str(exc) if isinstance(exc, _Unsupported) else f"what msgspec cannot take: {exc}")
         return None
     attributes = {f.encode_name: f.name for f in msgspec.structs.fields(struct)}
     return EventType(decode=decoder.decode, attributes={n: attributes[n] for n in wanted if n in attributes})

@@ -7,7 +7,8 @@ print it and stop.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from ingest_core.paths import schema_path
 from ingest_core.validation import SchemaValidator
 
 DEFAULT_PARTITIONS = 3
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(ValueError):
@@ -81,6 +84,17 @@ def _load_dataset_schema(file: Path, where: str, source: Path) -> tuple[dict[str
         raise RegistryError(f"{source}: {where}: {file} is not a valid JSON Schema: {exc.message}") from None
 
 
+def _uncompiled(dataset_id: str, schema_file: Path | None) -> Callable[[str], None]:
+    def note(reason: str) -> None:
+        log.info(
+            "dataset %r: its schema (%s) uses %s, outside the subset compiled for the fast path;"
+            " its events are parsed and checked by jsonschema (see README, Events are forwarded as sent)",
+            dataset_id, schema_file, reason,
+        )  # fmt: skip
+
+    return note
+
+
 def parse_registry(doc: Any, source: Path) -> Registry:
     """Validate a parsed registry document and build the registry; raises RegistryError."""
     meta = json.loads(schema_path("topics.schema.json").read_text(encoding="utf-8"))
@@ -107,7 +121,7 @@ def parse_registry(doc: Any, source: Path) -> Registry:
             batch=item.get("batch", True),
             schema_file=schema_file,
             validator=validator,
-            event_type=compile_event_type(schema, read),
+            event_type=compile_event_type(schema, read, _uncompiled(item["id"], schema_file)),
         )
     return Registry(path=source, datasets=datasets)
 

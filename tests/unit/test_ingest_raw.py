@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,19 @@ def test_what_the_raw_path_cannot_take_is_left_to_prepare(dataset: str, body: by
     assert INGESTOR.prepare_raw(dataset, body) is None
 
 
-def test_a_schema_outside_the_compiled_subset_leaves_every_request_to_prepare(tmp_path: Path) -> None:
+def test_a_schema_outside_the_compiled_subset_leaves_every_request_to_prepare(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     schema = tmp_path / "s.json"
     schema.write_text('{"type": "object", "properties": {"eid": {"type": "string", "pattern": "^a"}}}')
-    registry = parse_registry(
-        {"datasets": [{"id": "p", "entry_topic": "t.p", "schema": str(schema)}]}, tmp_path / "topics.yaml"
-    )
+    with caplog.at_level(logging.INFO, logger="ingest_core.registry"):
+        registry = parse_registry(
+            {"datasets": [{"id": "p", "entry_topic": "t.p", "schema": str(schema)}]}, tmp_path / "topics.yaml"
+        )
+    # Said once, at start, so that an operator knows which datasets take the slower path.
+    [note] = [r.getMessage() for r in caplog.records]
+    assert note.startswith("dataset 'p': its schema (")
+    assert "uses pattern, outside the subset" in note
     ingestor = Ingestor(registry, max_batch_events=5)
     assert registry.get("p").event_type is None  # type: ignore[union-attr]  # registered above
     assert ingestor.prepare_raw("p", orjson.dumps(envelope({"eid": "a"}))) is None
