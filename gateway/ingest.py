@@ -29,6 +29,7 @@ from ingest_core.record import (
     build_raw_records,
     build_records,
     holds_nul,
+    may_nest_too_deeply,
     reads_alike,
 )
 from ingest_core.record import may_hold_nul as bytes_may_hold_nul
@@ -87,15 +88,6 @@ def _valid_utf8(body: bytes) -> bool:
     return True
 
 
-def _may_nest_too_deeply(event: msgspec.Raw) -> bool:
-    # Nesting n levels takes 2n bytes at least, so the length alone clears nearly every event; the
-    # rest are counted. The same rule as the sink's (consumers.sink.decode).
-    if len(event) <= 2 * MAX_EVENT_DEPTH:
-        return False
-    text = bytes(event)
-    return text.count(b"{") + text.count(b"[") > MAX_EVENT_DEPTH
-
-
 def msgid_of(doc: Any) -> str | None:
     """The request's msgid, for echoing in any response, when it has a string one."""
     if isinstance(doc, dict):
@@ -141,7 +133,7 @@ class Ingestor:
                 batch, events = False, [envelope.data]
             decoded = []
             for event in events:
-                if _may_nest_too_deeply(event):
+                if may_nest_too_deeply(event):
                     return None
                 decoded.append(event_type.decode(event))
         except (msgspec.DecodeError, RecursionError):

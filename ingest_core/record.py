@@ -102,6 +102,20 @@ def holds_nul(value: Any) -> bool:
 # record's own object is one of them. ``build_value`` raises orjson.JSONEncodeError beyond it.
 MAX_EVENT_DEPTH = 253
 
+
+def may_nest_too_deeply(json_text: bytes | msgspec.Raw) -> bool:
+    """Whether JSON text may nest objects and arrays deeper than MAX_EVENT_DEPTH.
+
+    Nesting n levels takes 2n bytes at least, so the length alone clears nearly every event; the
+    rest are counted, brackets in strings included: an overestimate, which only sends the event to
+    the path that serialises it, where the limit is applied exactly.
+    """
+    if len(json_text) <= 2 * MAX_EVENT_DEPTH:
+        return False
+    text = bytes(json_text)
+    return text.count(b"{") + text.count(b"[") > MAX_EVENT_DEPTH
+
+
 # The source block is the same for every record from the HTTP API: serialised once.
 _API_SOURCE = {"connector": "api", "connectorInstance": "api"}
 _API_TAIL = b',"obsrv_meta":{"syncts":%d,"source":' + orjson.dumps(_API_SOURCE) + b"}}"

@@ -33,6 +33,7 @@ from ingest_core.record import (
     dedup_value,
     holds_nul,
     may_hold_nul,
+    may_nest_too_deeply,
     reads_alike,
     scalar_text,
 )
@@ -86,9 +87,8 @@ def fast_record(value: bytes) -> tuple[FastRecord, bytes] | None:
     if raw[:1] != b"{":
         return None
     # An event that may nest deeper than the gateway accepts goes to the general path, which
-    # applies that limit: so one rule holds whichever path a record takes. Nesting n levels takes
-    # 2n bytes at least, so the length alone clears nearly every event, without counting.
-    if len(raw) > 2 * MAX_EVENT_DEPTH and raw.count(b"{") + raw.count(b"[") > MAX_EVENT_DEPTH:
+    # applies that limit: so one rule holds whichever path a record takes (the gateway's too).
+    if may_nest_too_deeply(raw):
         return None
     return record, raw
 
