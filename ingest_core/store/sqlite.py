@@ -56,11 +56,9 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-_INSERT = (
-    'INSERT INTO records (dataset, event_id, msgid, event, topic, partition, "offset",'
-    " received_at, persisted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (dataset, event_id) DO NOTHING"
-)
+_COLUMNS = 'dataset, event_id, msgid, event, topic, partition, "offset", received_at, persisted_at'
+ROWS_PER_STATEMENT = 256  # at most; see _insert
+_FIELDS = 8  # a Row's fields; persisted_at is the statement's parameter ?1, the same for every row
 
 _encode = msgspec.msgpack.Encoder().encode
 # The modes STORE_URL may name, as SQLite spells them: only these ever reach the PRAGMA.
@@ -140,19 +138,69 @@ def _read_memfd(path: str, name: str) -> bytes:
         raise HandoffFailed(str(exc)) from None
 
 
+def _statement(rows: int) -> str:
+    """``INSERT`` of ``rows`` rows: ?1 is persisted_at, then each row's fields in a Row's order."""
+    values = ",".join(
+        "(" + ",".join(f"?{2 + _FIELDS * r + f}" for f in range(_FIELDS)) + ",?1)" for r in range(rows)
+    )
+    # Only placeholders are joined into it, never a value.
+    return f"INSERT INTO records ({_COLUMNS}) VALUES {values} ON CONFLICT (dataset, event_id) DO NOTHING"  # noqa: S608
+
+
+_statements: dict[int, str] = {}
+
+
+def _chunks(count: int, most: int) -> list[int]:
+    """Statement sizes covering ``count`` rows: as many of ``most`` as fit, then the remainder's
+    binary digits. A handful of sizes, so every statement is prepared once and then reused from
+    the connection's cache (a statement per remainder size would be prepared for almost every
+    batch)."""
+    sizes = [most] * (count // most)
+    rest, bit = count % most, most
+    while rest:
+        bit //= 2
+        if rest >= bit:
+            sizes.append(bit)
+            rest -= bit
+    return sizes
+
+
+def _rows_per_statement(conn: sqlite3.Connection) -> int:
+    """The largest power of two up to ROWS_PER_STATEMENT whose parameters this SQLite takes."""
+    fit = (conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // _FIELDS
+    most = ROWS_PER_STATEMENT
+    while most > max(fit, 1):
+        most //= 2
+    return most
+
+
 def _insert(conn: sqlite3.Connection, batch: bytes | tuple[str, str]) -> int:
-    """Insert a batch: its MessagePack document, or the path and name of a memfd holding it."""
+    """Insert a batch: its MessagePack document, or the path and name of a memfd holding it.
+
+    Rows go in by multi-row ``INSERT ... VALUES``, up to 256 rows per statement, their parameters
+    one flat list made in C: ``executemany`` bound and stepped one statement per row, and in the
+    writer's profile that (with building a tuple of parameters per row) was most of its CPU.
+    Measured on 200,000 rows in 5,000-row transactions: ~7.9-9.4 -> ~4.9-6.4 µs of CPU per row.
+    """
     if isinstance(batch, tuple):
         batch = _read_memfd(*batch)
     rows: list[list[Any]] = msgspec.msgpack.decode(batch)
-    now = datetime.now(UTC).isoformat()
-    # Rows of one request share received_at (the last field): format each distinct value once.
+    most = _rows_per_statement(conn)
+    # Rows of one request share received_at (a Row's last field): format each distinct value once.
     iso: dict[datetime, str] = {}
-    params = [(*r[:-1], iso.get(r[-1]) or iso.setdefault(r[-1], r[-1].isoformat()), now) for r in rows]
     before = conn.total_changes
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(_INSERT, params)
+        now = datetime.now(UTC).isoformat()
+        start = 0
+        for size in _chunks(len(rows), most):
+            params = [now, *itertools.chain.from_iterable(rows[start : start + size])]
+            params[_FIELDS::_FIELDS] = [
+                iso.get(at) or iso.setdefault(at, at.isoformat()) for at in params[_FIELDS::_FIELDS]
+            ]
+            sql = _statements.get(size) or _statements.setdefault(size, _statement(size))
+            conn.execute(sql, params)
+            start += size
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

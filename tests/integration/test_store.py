@@ -193,3 +193,52 @@ def test_a_memfd_is_read_only_under_the_name_it_was_sent_with() -> None:
             sqlite_store._read_memfd(path, "ingest-sink-batch-70")
     finally:
         os.close(fd)
+
+
+def test_statement_sizes_cover_a_batch_with_few_distinct_sizes() -> None:
+    for most in (1, 64, 256):
+        for count in range(0, 2 * most + 40):
+            sizes = sqlite_store._chunks(count, most)
+            assert sum(sizes) == count
+            assert all(0 < s <= most and s & (s - 1) == 0 for s in sizes)  # powers of two
+            assert sizes == sorted(sizes, reverse=True)
+            smaller = [s for s in sizes if s < most]  # the remainder's binary digits
+            assert len(set(smaller)) == len(smaller)
+            assert sizes.count(most) == count // most
+
+
+@pytest.mark.parametrize(("limit", "most"), [(None, 256), (999, 64), (17, 2), (9, 1)])
+def test_sqlite_rows_go_in_by_multi_row_statements_within_the_parameter_limit(
+    tmp_path: Path, limit: int | None, most: int
+) -> None:
+    # The writer's own function, in this process, on a connection whose limit on parameters per
+    # statement is the default (32,766 since SQLite 3.32) or what older builds had (999), or less.
+    conn = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    try:
+        sqlite_store._migrate(conn)
+        if limit is not None:
+            conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+        assert sqlite_store._rows_per_statement(conn) == most
+        # 2 * most + 3 rows: statements of several sizes; "k0" repeats across two of them, and a
+        # second batch overlaps the first.
+        ids = [f"k{i}" for i in range(2 * most + 3)]
+        first = rows([*ids[:-1], "k0"])
+        assert sqlite_store._insert(conn, sqlite_store._encode(first)) == len(ids) - 1
+        assert sqlite_store._insert(conn, sqlite_store._encode(rows(ids[-2:], offset=1000))) == 1
+        found = conn.execute(
+            'SELECT event_id, dataset, msgid, event, topic, partition, "offset", received_at, persisted_at'
+            " FROM records"
+        ).fetchall()
+    finally:
+        conn.close()
+    got = {r[0]: r for r in found}
+    assert sorted(got) == sorted(ids)
+    for i, event_id in enumerate(ids[:-1]):
+        want = first[i]
+        assert got[event_id][:7] == (event_id, want.dataset, want.msgid, want.event_json, want.topic,
+                                     want.partition, want.offset)  # fmt: skip
+        assert got[event_id][7] == RECEIVED.isoformat()
+    assert got[ids[-1]][6] == 1001
+    # One persisted_at per transaction, an ISO timestamp in UTC.
+    assert len({r[8] for r in found if r[0] != ids[-1]}) == 1
+    assert datetime.fromisoformat(found[0][8]).utcoffset() is not None
