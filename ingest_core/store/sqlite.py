@@ -157,17 +157,16 @@ def _chunks(count: int, most: int) -> list[int]:
     the connection's cache (a statement per remainder size would be prepared for almost every
     batch)."""
     sizes = [most] * (count // most)
-    rest, bit = count % most, most
+    rest = count % most
     while rest:
-        bit //= 2
-        if rest >= bit:
-            sizes.append(bit)
-            rest -= bit
+        digit = 1 << (rest.bit_length() - 1)  # the highest one left
+        sizes.append(digit)
+        rest -= digit
     return sizes
 
 
 def _rows_per_statement(conn: sqlite3.Connection) -> int:
-    """The largest power of two up to ROWS_PER_STATEMENT whose parameters this SQLite takes."""
+    """ROWS_PER_STATEMENT, halved until this SQLite's limit on parameters per statement takes it."""
     fit = (conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // _FIELDS
     most = ROWS_PER_STATEMENT
     while most > max(fit, 1):
