@@ -34,6 +34,7 @@ away. If it dies, the call in flight fails as StoreUnavailable and the next call
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -139,6 +140,7 @@ def _read_memfd(path: str, name: str) -> bytes:
         raise HandoffFailed(str(exc)) from None
 
 
+@functools.cache  # a handful of sizes (see _chunks)
 def _statement(rows: int) -> str:
     """``INSERT`` of ``rows`` rows: ?1 is persisted_at, then each row's fields in a Row's order."""
     values = ",".join(
@@ -146,9 +148,6 @@ def _statement(rows: int) -> str:
     )
     # Only placeholders are joined into it, never a value.
     return f"INSERT INTO records ({_COLUMNS}) VALUES {values} ON CONFLICT (dataset, event_id) DO NOTHING"  # noqa: S608
-
-
-_statements: dict[int, str] = {}
 
 
 def _chunks(count: int, most: int) -> list[int]:
@@ -201,8 +200,7 @@ def _insert(conn: sqlite3.Connection, batch: bytes | tuple[str, str]) -> int:
             params[_FIELDS::_FIELDS] = [
                 iso.get(at) or iso.setdefault(at, at.isoformat()) for at in params[_FIELDS::_FIELDS]
             ]
-            sql = _statements.get(size) or _statements.setdefault(size, _statement(size))
-            conn.execute(sql, params)
+            conn.execute(_statement(size), params)
             start += size
         conn.execute("COMMIT")
     except BaseException:
