@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -222,7 +222,9 @@ def test_sqlite_rows_go_in_by_multi_row_statements_within_the_parameter_limit(
         # 2 * most + 3 rows: statements of several sizes; "k0" repeats across two of them, and a
         # second batch overlaps the first.
         ids = [f"k{i}" for i in range(2 * most + 3)]
-        first = rows([*ids[:-1], "k0"])
+        # Each row its own received_at, so a row given another's would show.
+        first = [r._replace(received_at=RECEIVED + timedelta(seconds=i))
+                 for i, r in enumerate(rows([*ids[:-1], "k0"]))]  # fmt: skip
         assert sqlite_store._insert(conn, sqlite_store._encode(first)) == len(ids) - 1
         assert sqlite_store._insert(conn, sqlite_store._encode(rows(ids[-2:], offset=1000))) == 1
         found = conn.execute(
@@ -237,7 +239,7 @@ def test_sqlite_rows_go_in_by_multi_row_statements_within_the_parameter_limit(
         want = first[i]
         assert got[event_id][:7] == (event_id, want.dataset, want.msgid, want.event_json, want.topic,
                                      want.partition, want.offset)  # fmt: skip
-        assert got[event_id][7] == RECEIVED.isoformat()
+        assert got[event_id][7] == want.received_at.isoformat()
     assert got[ids[-1]][6] == 1001
     # One persisted_at per transaction, an ISO timestamp in UTC.
     assert len({r[8] for r in found if r[0] != ids[-1]}) == 1
