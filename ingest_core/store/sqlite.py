@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = 'dataset, event_id, msgid, event, topic, partition, "offset", received_at, persisted_at'
 ROWS_PER_STATEMENT = 256  # at most; see _insert
-_FIELDS = 8  # a Row's fields; persisted_at is the statement's parameter ?1, the same for every row
+_FIELDS = len(Row._fields)  # persisted_at is not one: it is the parameter ?1, the same for every row
 
 _encode = msgspec.msgpack.Encoder().encode
 # The modes STORE_URL may name, as SQLite spells them: only these ever reach the PRAGMA.
