@@ -129,10 +129,11 @@ async def test_postgres_refusing_the_rows_data_is_not_unavailability(postgres_ur
     assert sorted(by_id(await fetch_rows(postgres_url))) == ["ok-1", "ok-2"]
 
 
-def _writer_settings(conn: sqlite3.Connection) -> tuple[str, int, int, int]:
+def _writer_settings(conn: sqlite3.Connection) -> tuple[str, int, int, int, int]:
     """Runs in the SQLite writer process, on its connection."""
     return (
         conn.execute("PRAGMA journal_mode").fetchone()[0],
+        conn.execute("PRAGMA page_size").fetchone()[0],
         conn.execute("PRAGMA cache_size").fetchone()[0],
         conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
         conn.execute("PRAGMA synchronous").fetchone()[0],
@@ -152,10 +153,34 @@ async def test_the_sqlite_writer_uses_wal_a_large_cache_sparse_checkpoints_and_s
         settings = await store._run(_writer_settings)
     finally:
         await store.close()
-    # Negative: KiB rather than pages. SQLite's defaults are -2000 and 1000. synchronous: FULL is 2
-    # (each commit's WAL synced to disk), NORMAL 1.
-    assert settings == ("wal", -64 * 1024, 10_000, synchronous)
+    # A new database: 16 KiB pages (SQLite's default is 4 KiB); checkpoints every 40 MiB of WAL,
+    # 2,560 such pages. cache_size negative: KiB rather than pages (SQLite's default is -2000).
+    # synchronous: FULL is 2 (each commit's WAL synced to disk), NORMAL 1.
+    assert settings == ("wal", 16_384, -64 * 1024, 2_560, synchronous)
     assert store.path == tmp_path / "r.db"
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+async def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path: Path, journal: str) -> None:
+    # Made by an earlier release (or by hand): 4 KiB pages, a row in it already.
+    path = tmp_path / "r.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA journal_mode={journal}")
+        sqlite_store._migrate(conn)
+        sqlite_store._insert(conn, sqlite_store._encode(rows(["old"])))
+    finally:
+        conn.close()
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, SqliteStore)
+    try:
+        assert await store.insert_records(rows(["old", "new"])) == 1
+        settings = await store._run(_writer_settings)
+    finally:
+        await store.close()
+    # Its pages as they were, and checkpoints still every 40 MiB: 10,240 of them.
+    assert settings[:4] == ("wal", 4_096, -64 * 1024, 10_240)
+    assert sorted(by_id(await fetch_rows(f"sqlite:///{path}"))) == ["new", "old"]
 
 
 async def test_sqlite_batches_cross_in_memory_files_or_else_through_the_pipe(
@@ -222,8 +247,9 @@ def test_sqlite_rows_go_in_by_multi_row_statements_within_the_parameter_limit(
         # 2 * most + 3 rows: statements of several sizes; "k0" repeats across two of them, and a
         # second batch overlaps the first.
         ids = [f"k{i}" for i in range(2 * most + 3)]
-        # Each row its own received_at, so a row given another's would show.
-        first = [r._replace(received_at=RECEIVED + timedelta(seconds=i))
+        # Each row its own received_at, so a row given another's would show; every other one on a
+        # whole second, which isoformat() writes without a fraction.
+        first = [r._replace(received_at=RECEIVED + timedelta(seconds=i, microseconds=-(i % 2) * 123_000))
                  for i, r in enumerate(rows([*ids[:-1], "k0"]))]  # fmt: skip
         assert sqlite_store._insert(conn, sqlite_store._encode(first)) == len(ids) - 1
         assert sqlite_store._insert(conn, sqlite_store._encode(rows(ids[-2:], offset=1000))) == 1
