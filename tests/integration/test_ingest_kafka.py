@@ -24,6 +24,7 @@ from tests.support.gateway import (
     event_with_levels,
     running_gateway,
 )
+from tests.support.http import TLS_CLIENT_HELLO
 from tests.support.kafka import LocalBroker, free_port_pair, read_topic, unique
 from tests.support.sink import metric_value
 
@@ -490,6 +491,10 @@ async def test_malformed_http_is_counted_not_logged_as_an_error(
                 await _exchange(gw, head + b"X: " + b"a" * 9000 + b"\r\n\r\n"),
                 await _exchange(gw, head + b"Content-Length: abc\r\n\r\n"),
                 await _exchange(gw, head + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n"),
+                # First bytes that are not HTTP at all, which aiohttp logs at DEBUG only: a TLS
+                # ClientHello sent to the plain port, and an SSH client's greeting.
+                await _exchange(gw, TLS_CLIENT_HELLO),
+                await _exchange(gw, b"SSH-2.0-OpenSSH_9.6\r\n"),
             ]
             # A bad chunk once the route is reading the body: aiohttp gives the body no end, so the
             # route answers 408 after BODY_TIMEOUT_MS.
@@ -503,11 +508,11 @@ async def test_malformed_http_is_counted_not_logged_as_an_error(
             await _until_gauge(gw, "gateway_inflight_requests", 0)
             async with gw.session.get("/metrics") as resp:
                 metrics = await resp.text()
-    assert [_statuses(a) for a in answers] == [[b"400"]] * 4
+    assert [_statuses(a) for a in answers] == [[b"400"]] * 6
     assert _statuses(broken) == [b"408"]
-    # The four, and the broken chunk's own 400 once aiohttp stops waiting for the rest of its body
+    # The six, and the broken chunk's own 400 once aiohttp stops waiting for the rest of its body
     # (``lingering_time``, 10 s): it may or may not have come yet.
-    assert metric_value(metrics, "gateway_malformed_requests_total ") in (4, 5)
+    assert metric_value(metrics, "gateway_malformed_requests_total ") in (6, 7)
     route = 'route="/v2/data/in/{dataset_id}"'
     assert f'gateway_http_requests_total{{method="POST",{route},status="400"}} 1.0' in metrics
     assert f'gateway_http_requests_total{{method="POST",{route},status="408"}} 1.0' in metrics
