@@ -168,7 +168,7 @@ async def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path: Path, j
     try:
         conn.execute(f"PRAGMA journal_mode={journal}")
         sqlite_store._migrate(conn)
-        sqlite_store._insert(conn, sqlite_store._encode(rows(["old"])))
+        sqlite_store._insert(conn, sqlite_store._pack(rows(["old"])))
     finally:
         conn.close()
     store = open_store(f"sqlite:///{path}")
@@ -251,8 +251,8 @@ def test_sqlite_rows_go_in_by_multi_row_statements_within_the_parameter_limit(
         # whole second, which isoformat() writes without a fraction.
         first = [r._replace(received_at=RECEIVED + timedelta(seconds=i, microseconds=-(i % 2) * 123_000))
                  for i, r in enumerate(rows([*ids[:-1], "k0"]))]  # fmt: skip
-        assert sqlite_store._insert(conn, sqlite_store._encode(first)) == len(ids) - 1
-        assert sqlite_store._insert(conn, sqlite_store._encode(rows(ids[-2:], offset=1000))) == 1
+        assert sqlite_store._insert(conn, sqlite_store._pack(first)) == len(ids) - 1
+        assert sqlite_store._insert(conn, sqlite_store._pack(rows(ids[-2:], offset=1000))) == 1
         found = conn.execute(
             'SELECT event_id, dataset, msgid, event, topic, partition, "offset", received_at, persisted_at'
             " FROM records"
