@@ -79,6 +79,23 @@ def _load_librdkafka() -> ctypes.CDLL | None:
 _librdkafka = functools.cache(_load_librdkafka)  # looked for once per process
 
 
+def producer_handle(producer: Producer, client_id: str) -> tuple[ctypes.CDLL, int] | None:
+    """librdkafka, and the ``rd_kafka_t`` of ``producer`` (created with ``client_id``), or None
+    where either cannot be had for certain (see the module docstring)."""
+    lib = _librdkafka()
+    if lib is None:
+        log.info("librdkafka not found through ctypes")
+        return None
+    rk = ctypes.c_void_p.from_address(id(producer) + object.__basicsize__).value
+    if not rk:
+        return None
+    name = lib.rd_kafka_name(rk) or b""
+    if lib.rd_kafka_type(rk) != _RD_KAFKA_PRODUCER or not name.startswith(f"{client_id}#producer-".encode()):
+        log.warning("unexpected confluent-kafka object layout")
+        return None
+    return lib, rk
+
+
 class ReportWakeup:
     """A pipe librdkafka writes to when ``producer`` has events; the loop then serves them."""
 
@@ -112,19 +129,11 @@ class ReportWakeup:
         cls, loop: asyncio.AbstractEventLoop, producer: Producer, client_id: str
     ) -> ReportWakeup | None:
         """Wake-ups for ``producer`` (created with ``client_id``), or None where they cannot be had."""
-        lib = _librdkafka()
-        if lib is None:
-            log.info("librdkafka not found through ctypes: delivery reports are served by a timer")
+        handle = producer_handle(producer, client_id)
+        if handle is None:
+            log.info("delivery reports are served by a timer")
             return None
-        rk = ctypes.c_void_p.from_address(id(producer) + object.__basicsize__).value
-        if not rk:
-            return None
-        name = lib.rd_kafka_name(rk) or b""
-        if lib.rd_kafka_type(rk) != _RD_KAFKA_PRODUCER or not name.startswith(
-            f"{client_id}#producer-".encode()
-        ):
-            log.warning("unexpected confluent-kafka object layout: delivery reports are served by a timer")
-            return None
+        lib, rk = handle
         queue = lib.rd_kafka_queue_get_main(rk)
         if not queue:
             return None

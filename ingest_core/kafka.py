@@ -24,6 +24,7 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int | None = None  # None: the broker's default.replication.factor
+    config: tuple[tuple[str, str], ...] = ()  # topic configs set at creation (never altered later)
 
 
 def admin_client(bootstrap: str) -> AdminClient:
@@ -53,7 +54,7 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
     missing = [s for name, s in wanted.items() if name not in present]
     if not missing:
         return []
-    new = [NewTopic(s.name, s.partitions, s.replication_factor or -1) for s in missing]
+    new = [NewTopic(s.name, s.partitions, s.replication_factor or -1, config=dict(s.config)) for s in missing]
     futures = admin.create_topics(new, request_timeout=timeout_s)
     created: list[str] = []
     for name, future in futures.items():

@@ -15,12 +15,23 @@ from ingest_core.env import SettingsError, env_int, env_str
 from ingest_core.kafka import KafkaAdminError, TopicSpec, ensure_topics
 from ingest_core.registry import Registry, RegistryError, load_registry
 
+# A dead letter is its record with headers added (at most ~1.3 KB of them), so the dead-letter topic
+# must take larger records than the entry topics: these take the broker's default (message.max.bytes,
+# 1 MiB unless the operator changed it). At the same limit, a bad record close to it could never be
+# dead-lettered, and its batch would never be committed.
+DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+def dlq_topic_spec(name: str) -> TopicSpec:
+    """The dead-letter topic: one partition, records up to DLQ_MAX_MESSAGE_BYTES."""
+    return TopicSpec(name, 1, config=(("max.message.bytes", str(DLQ_MAX_MESSAGE_BYTES)),))
+
 
 def topic_specs(registry: Registry, dlq_topic: str | None = None) -> list[TopicSpec]:
     """Every topic the system needs: each dataset's entry topic, plus the dead-letter topic."""
     specs = [TopicSpec(d.entry_topic, d.partitions, d.replication_factor) for d in registry if d.entry_topic]
     if dlq_topic:
-        specs.append(TopicSpec(dlq_topic, 1))
+        specs.append(dlq_topic_spec(dlq_topic))
     return specs
 
 

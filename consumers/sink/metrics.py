@@ -26,6 +26,11 @@ class SinkMetrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r,
         )  # fmt: skip
         self.store_errors = Counter("sink_store_errors", "Failed store or DLQ writes (retried)", registry=r)
+        self.dlq_restarts = Counter(
+            "sink_dlq_producer_restarts",
+            "Dead-letter producers replaced after librdkafka declared them failed (a fatal error)",
+            registry=r,
+        )
         self.store_up = Gauge("sink_store_up", "1 when the last store write succeeded", registry=r)
         self.malformed = Counter(
             "sink_http_malformed_requests",

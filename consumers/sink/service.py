@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -32,7 +32,12 @@ class SinkService:
         self._store = store
         self._metrics = metrics
         self._decoder = Decoder(registry)
-        self._dlq = DeadLetterWriter(settings.kafka_bootstrap_servers, settings.dlq_topic, "ingest-sink")
+        self._dlq = DeadLetterWriter(
+            settings.kafka_bootstrap_servers,
+            settings.dlq_topic,
+            "ingest-sink",
+            on_restart=metrics.dlq_restarts.inc,
+        )
         self.runner = BatchRunner(
             settings.kafka_bootstrap_servers,
             settings.group,
@@ -44,6 +49,10 @@ class SinkService:
             after_poll=self._update_lag,
         )
         self.store_ok = False
+
+    @property
+    def dead_letters(self) -> DeadLetterWriter:
+        return self._dlq
 
     def ready(self) -> bool:
         return self.store_ok and not self.runner.stopping
@@ -75,11 +84,8 @@ class SinkService:
         backoff = 0.1
         while True:
             try:
-                if letters:
-                    await self._dlq.send(letters)
-                    for letter in letters:
-                        self._metrics.dead_lettered.labels(letter.reason).inc()
-                    letters = []  # sent: a retry of the rows must not send them twice
+                # Sent letters leave the list: a retry sends only the others.
+                await self._dead_letter(letters)
                 inserted = await self._persist(rows, messages)
                 break
             except (StoreUnavailable, DeadLetterError) as exc:
@@ -116,9 +122,29 @@ class SinkService:
         letters = [DeadLetter(at[(r.topic, r.partition, r.offset)], "store_refused", e) for r, e in refused]
         if letters:  # none: the refusal did not recur row by row, and everything is written
             log.warning("%d of %d rows refused by the store, dead-lettered", len(letters), len(rows))
-            await self._dlq.send(letters)
-            self._metrics.dead_lettered.labels("store_refused").inc(len(letters))
+            await self._dead_letter(letters)
         return inserted
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Send the letters to the dead-letter topic and count them; those sent leave the list.
+
+        Raises DeadLetterError, the list then holding the letters Kafka did not acknowledge.
+        """
+        if not letters:
+            return
+        try:
+            await self._dlq.send(letters)
+        except DeadLetterError as exc:
+            unsent = {id(letter) for letter in exc.undelivered}
+            self._count_letters(letter for letter in letters if id(letter) not in unsent)
+            letters[:] = exc.undelivered
+            raise
+        self._count_letters(letters)
+        letters.clear()
+
+    def _count_letters(self, letters: Iterable[DeadLetter]) -> None:
+        for letter in letters:
+            self._metrics.dead_lettered.labels(letter.reason).inc()
 
     async def _insert_by_halves(self, rows: list[Row]) -> tuple[int, list[tuple[Row, str]]]:
         try:

@@ -18,13 +18,20 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in its __all__
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
-from ingest_core.kafka import TopicSpec, ensure_topics
+from ingest_core.kafka import TopicSpec, admin_client, ensure_topics
 from ingest_core.record import build_value
 from ingest_core.registry import Registry, load_registry
+from ingest_core.topics_cli import DLQ_MAX_MESSAGE_BYTES, dlq_topic_spec
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, running_gateway, write_registry
 from tests.support.http import TLS_CLIENT_HELLO
-from tests.support.kafka import ROOT, free_port_pair, read_topic, unique
+from tests.support.kafka import ROOT, fail_for_good, free_port_pair, read_topic, unique
 from tests.support.postgres import LocalPostgres
 from tests.support.proc import children_of, running
 from tests.support.sink import metric_value, running_sink
@@ -41,7 +48,7 @@ def datasets_for(topic: str) -> list[dict[str, Any]]:
 
 async def make_registry(bootstrap: str, tmp_path: Path, topic: str, dlq: str | None = None) -> Registry:
     registry = load_registry(write_registry(tmp_path / "sink-topics.yaml", datasets_for(topic)))
-    specs = [TopicSpec(topic, 3)] + ([TopicSpec(dlq, 1)] if dlq else [])
+    specs = [TopicSpec(topic, 3)] + ([dlq_topic_spec(dlq)] if dlq else [])
     await asyncio.to_thread(ensure_topics, bootstrap, specs)
     return registry
 
@@ -421,12 +428,104 @@ async def test_a_record_that_cannot_be_dead_lettered_blocks_the_commit_not_the_p
             await asyncio.sleep(0.2)
         assert await count_rows(store_url) == 0  # nothing of the batch is done, nothing committed
         assert await sink.ready_status() == 503
-        await asyncio.to_thread(ensure_topics, kafka_bootstrap, [TopicSpec(dlq, 1)])
+        await asyncio.to_thread(ensure_topics, kafka_bootstrap, [dlq_topic_spec(dlq)])
         rows = await wait_for_rows(store_url, 2, timeout_s=60)
         letters = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
         assert await sink.ready_status() == 200
     assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
     assert [m.key() for m in letters] == [b"k-bad"]
+
+
+async def test_a_bad_record_at_the_entry_topics_size_limit_is_dead_lettered_whole(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # The entry topic takes the broker's default limit (~1 MiB). A dead letter is the record plus
+    # headers: once, such a record was refused by the dead-letter producer before it was sent, and
+    # the error stopped the sink, on every restart.
+    store_url = f"sqlite:///{tmp_path / 'big.db'}"
+    topic, dlq = unique("ingest.big"), unique("ingest.dlq")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic, dlq)
+    # 1,048,320 bytes, not JSON: within ~200 bytes of the most the entry topic takes (its limit is on
+    # the whole record batch), so the dead letter, with its added headers, would not fit there.
+    garbage = bytes(range(256)) * 4_095
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "message.max.bytes": 1_048_576})
+    for key, value in [native_record(0), (b"k-big", garbage), native_record(1)]:
+        producer.produce(topic, value, key, partition=0)
+    assert producer.flush(30) == 0
+    async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
+        rows = await wait_for_rows(store_url, 2, timeout_s=30)
+        [letter] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
+        assert await sink.ready_status() == 200
+    assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
+    assert (letter.key(), letter.value()) == (b"k-big", garbage)
+    assert dict(letter.headers() or [])["dlq.reason"] == b"not_json"
+
+
+async def test_a_dead_letter_too_large_for_an_existing_topic_waits_for_its_limit_to_be_raised(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A dead-letter topic created before it took larger records keeps the broker's default limit.
+    store_url = f"sqlite:///{tmp_path / 'small-dlq.db'}"
+    topic, dlq = unique("ingest.big"), unique("ingest.dlq-small")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    await asyncio.to_thread(ensure_topics, kafka_bootstrap, [TopicSpec(dlq, 1)])
+    garbage = bytes(range(256)) * 4_095  # see the test above
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "message.max.bytes": 1_048_576})
+    for key, value in [native_record(0), (b"k-big", garbage), native_record(1)]:
+        producer.produce(topic, value, key, partition=0)
+    assert producer.flush(30) == 0
+    async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
+        deadline = time.monotonic() + 30
+        while metric_value(await sink.metrics(), "sink_store_errors_total") < 1:
+            assert time.monotonic() < deadline, "the refused letter was not reported"
+            await asyncio.sleep(0.2)
+        assert await count_rows(store_url) == 0  # nothing of the batch is done, nothing committed
+        assert await sink.ready_status() == 503
+        # What README's kafka-configs command does; the sink's next retry goes through.
+        await asyncio.to_thread(raise_message_limit, kafka_bootstrap, dlq, DLQ_MAX_MESSAGE_BYTES)
+        rows = await wait_for_rows(store_url, 2, timeout_s=60)
+        [letter] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
+        assert await sink.ready_status() == 200
+    assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
+    assert (letter.key(), letter.value()) == (b"k-big", garbage)
+
+
+def raise_message_limit(bootstrap: str, topic: str, limit: int) -> None:
+    entry = ConfigEntry("max.message.bytes", str(limit), incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+    admin = admin_client(bootstrap)  # kept until the futures are done: freeing it fails them
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+async def test_a_dead_letter_producer_failed_for_good_is_replaced(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'fatal.db'}"
+    topic, dlq = unique("ingest.fatal"), unique("ingest.dlq")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic, dlq)
+    async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
+        await asyncio.to_thread(produce_records, kafka_bootstrap, topic, [(b"k-first", b"not json")])
+        [first] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
+        # Failed for good between two batches: the next letter is refused before it is sent.
+        fail_for_good(sink.service.dead_letters.producer, "ingest-sink-dlq")
+        records: list[tuple[bytes | None, bytes]] = [
+            native_record(0),
+            (b"k-second", b"not json either"),
+            native_record(1),
+        ]
+        await asyncio.to_thread(produce_records, kafka_bootstrap, topic, records)
+        rows = await wait_for_rows(store_url, 2, timeout_s=30)
+        # The batch's letters went before its rows: all there is is on the topic by now.
+        letters = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 3, 5.0)
+        text = await sink.metrics()
+        assert await sink.ready_status() == 200
+    assert first.key() == b"k-first"
+    assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
+    assert sorted(m.key() or b"" for m in letters) == [b"k-first", b"k-second"]  # each once
+    assert metric_value(text, "sink_dlq_producer_restarts_total") == 1
+    assert metric_value(text, "sink_store_errors_total") >= 1  # the refused letter, retried
+    assert metric_value(text, "sink_records_dead_lettered_total") == 2
 
 
 async def test_rebalances_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import socket
@@ -11,8 +12,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 
+from gateway.rdkafka_wakeup import producer_handle
 from tests.support.proc import stop_when_gone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +106,22 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) 
     finally:
         consumer.close()
     return out
+
+
+# RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER: a fatal error the idempotent producer can raise.
+_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+
+
+def fail_for_good(producer: Producer, client_id: str) -> None:
+    """Make librdkafka declare ``producer`` failed for good, as after a fatal idempotence error.
+
+    Through librdkafka's own hook for testing this (``rd_kafka_test_fatal_error``: such errors come
+    from a broker that lost acknowledged data, which a test cannot arrange). The producer then
+    refuses every new record, fails those it queued, and reports the error to its ``error_cb``.
+    """
+    handle = producer_handle(producer, client_id)
+    assert handle is not None, "librdkafka's handle not found"
+    lib, rk = handle
+    lib.rd_kafka_test_fatal_error.restype = ctypes.c_int
+    lib.rd_kafka_test_fatal_error.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+    assert lib.rd_kafka_test_fatal_error(rk, _OUT_OF_ORDER_SEQUENCE_NUMBER, b"failed by a test") == 0
