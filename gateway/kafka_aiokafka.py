@@ -71,6 +71,10 @@ class AiokafkaPublisher:
     def ready(self) -> bool:
         return self._watch.kafka_ok
 
+    @property
+    def restarts(self) -> int:
+        return 0  # aiokafka's producer is never replaced (see README, "A producer that librdkafka declares")
+
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
         if not self._watch.kafka_ok:
             raise KafkaUnavailable()

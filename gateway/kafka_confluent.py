@@ -17,6 +17,12 @@ swept by the idle poll replaces a timer per request (``asyncio.wait_for`` cost ~
 
 Cluster metadata (readiness, missing topics, fail-fast while Kafka is silent) comes from a
 ``TopicWatch`` fed by ``list_topics`` in a thread.
+
+A producer librdkafka declares failed for good (a fatal error of the idempotent producer, raised by
+``poll()``: it sends nothing more) is replaced by a new one, so the gateway recovers without a
+restart. Until then it is not ready and answers 503. The failed one is polled until every record it
+held is reported on (acknowledged, or failed: its requests get their 200 or 503 as Kafka decided),
+then let go. Replacements that follow each other within a minute wait 1, 2, 4... up to 30 s.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ log = logging.getLogger(__name__)
 
 _POLL_INTERVAL_S = 0.001
 _IDLE_POLL_INTERVAL_S = 0.1
+_CLIENT_ID = "ingest-gateway"  # the producer of single-event requests (and of all, when shared)
+_BULK_CLIENT_ID = "ingest-gateway-batches"
+_MAX_RESTART_DELAY_S = 30.0
+_RESTART_CALM_S = 60.0  # a replacement this long after the last one is made at once
 _TOPIC_MISSING_CODES = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
 _TOO_LARGE_CODES = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 
@@ -81,14 +91,21 @@ class ConfluentPublisher:
         # latency is the request's); requests of several to one that lingers longer, so that
         # Kafka gets fewer, larger produce requests (see README, Performance). One producer serves
         # both when the two lingers are the same.
-        self._producer = self._new_producer("ingest-gateway", options.linger_ms)
+        self._producer = self._new_producer(_CLIENT_ID, options.linger_ms)
         self._bulk = (
             self._producer
             if options.batch_linger_ms in (None, options.linger_ms)
-            else self._new_producer("ingest-gateway-batches", options.batch_linger_ms)
+            else self._new_producer(_BULK_CLIENT_ID, options.batch_linger_ms)
         )
         self._producers = (self._producer,) if self._bulk is self._producer else (self._producer, self._bulk)
         self._wakeups: list[ReportWakeup] = []
+        # Producers failed for good: those awaiting their replacement, and those replaced but still
+        # holding records to report on (with their wake-up, if any).
+        self._failed: list[Producer] = []
+        self._retiring: list[tuple[Producer, ReportWakeup | None]] = []
+        self.restarts = 0
+        self._last_restart = -float("inf")
+        self._restart_delay_s = 0.0
         # Whether reports must be polled on a timer while anything is in flight: until every
         # producer has its wake-up pipe.
         self._timer_polls = True
@@ -97,7 +114,6 @@ class ConfluentPublisher:
         self._idle_task: asyncio.Task[None] | None = None
         self._metadata_timeout_s = options.metadata_timeout_ms / 1000
         self._watch = TopicWatch(self._fetch_topics, refresh_s=options.metadata_refresh_s)
-        self._fatal: str | None = None
         # (deadline, future) per waiting request, oldest first; see the module docstring.
         self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
 
@@ -124,8 +140,8 @@ class ConfluentPublisher:
         )
 
     def _queued(self) -> int:
-        """Records queued or in flight, not yet reported on, over both producers."""
-        return sum(len(producer) for producer in self._producers)
+        """Records queued or in flight, not yet reported on, over every producer."""
+        return sum(len(producer) for producer in self._producers) + sum(len(p) for p, _ in self._retiring)
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -136,11 +152,8 @@ class ConfluentPublisher:
         # Only once Kafka has answered: a start that fails leaves no pipe behind (nor a reference
         # to the producer's queue, which would hold up its destruction).
         if self._options.report_wakeup == "pipe":
-            client_ids = ("ingest-gateway", "ingest-gateway-batches")
-            for producer, client_id in zip(self._producers, client_ids, strict=False):
-                wakeup = ReportWakeup.attach(self._loop, producer, client_id)
-                if wakeup is not None:
-                    self._wakeups.append(wakeup)
+            for producer, client_id in zip(self._producers, (_CLIENT_ID, _BULK_CLIENT_ID), strict=False):
+                self._attach_wakeup(producer, client_id)
             self._timer_polls = len(self._wakeups) < len(self._producers)
         log.info(
             "delivery reports served %s", "on a timer" if self._timer_polls else "on librdkafka's signal"
@@ -151,15 +164,16 @@ class ConfluentPublisher:
         """Deliver what is queued (bounded), then stop the background work."""
         deadline = time.monotonic() + flush_timeout_s
         while self._queued() > 0 and time.monotonic() < deadline:
-            for producer in self._producers:
-                producer.poll(0)
+            self._serve_all()
             await asyncio.sleep(0.01)
         if self._queued() > 0:
             log.error("closing with %d records not acknowledged by Kafka", self._queued())
+        self._failed.clear()  # no replacement after this
         await self._watch.close()
-        for wakeup in self._wakeups:
+        for wakeup in [*self._wakeups, *(w for _p, w in self._retiring if w is not None)]:
             wakeup.close()
         self._wakeups.clear()
+        self._retiring.clear()
         self._timer_polls = True  # anything reported later is served by the idle poll
         if self._idle_task is not None:
             self._idle_task.cancel()
@@ -171,7 +185,7 @@ class ConfluentPublisher:
     # Publishing ------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        return self._watch.kafka_ok and self._fatal is None
+        return self._watch.kafka_ok and not self._failed
 
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
         if not self.ready():
@@ -206,7 +220,11 @@ class ConfluentPublisher:
         # Serve the reports that are already in: under load they arrive while other requests are
         # being handled, and answering them now rather than at the next timer tick (uvloop's
         # timers tick in whole milliseconds) keeps the loop busy instead of in lockstep with Kafka.
-        producer.poll(0)
+        try:
+            producer.poll(0)
+        except KafkaException as exc:
+            # This request's records are reported on by the failed producer all the same.
+            self._on_poll_error(producer, exc)
         self._schedule_poll()
         # librdkafka fails each record after message.timeout.ms; the extra second only guards
         # against a report that never comes.
@@ -219,21 +237,33 @@ class ConfluentPublisher:
         if self._poll_handle is None and self._timer_polls and self._loop is not None:
             self._poll_handle = self._loop.call_later(_POLL_INTERVAL_S, self._poll)
 
+    def _serve(self, producer: Producer) -> None:
+        try:
+            producer.poll(0)
+        except KafkaException as exc:
+            self._on_poll_error(producer, exc)
+
+    def _serve_all(self) -> None:
+        for producer in self._producers:
+            self._serve(producer)
+        for producer, wakeup in list(self._retiring):
+            self._serve(producer)
+            if len(producer) == 0:  # every record it held reported on: let it go
+                self._retiring.remove((producer, wakeup))
+                if wakeup is not None:
+                    wakeup.close()
+
     def _poll(self) -> None:
         self._poll_handle = None
-        pending = False
-        for producer in self._producers:
-            producer.poll(0)
-            pending = pending or len(producer) > 0
-        if pending:
+        self._serve_all()
+        if self._queued() > 0:
             self._schedule_poll()
 
     async def _idle_poll_loop(self) -> None:
         # Error callbacks and late reports arrive even when no request is waiting.
         while True:
             await asyncio.sleep(_IDLE_POLL_INTERVAL_S)
-            for producer in self._producers:
-                producer.poll(0)
+            self._serve_all()
             self._expire_waits(time.monotonic())
 
     def _expire_waits(self, now: float) -> None:
@@ -244,11 +274,68 @@ class ConfluentPublisher:
                 future.set_exception(KafkaUnavailable())
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            self._fatal = err.str()
-            log.error("fatal Kafka producer error, restart needed: %s", err.str())
+        # Only errors librdkafka recovers from come here: confluent-kafka raises a fatal one from
+        # poll() instead (see _on_poll_error).
+        log.debug("Kafka client error: %s", err.str())
+
+    # Fatal errors ----------------------------------------------------------------------------
+
+    def _on_poll_error(self, producer: Producer, exc: KafkaException) -> None:
+        """A fatal error raised by ``producer.poll()``: replace the producer. Anything else raised
+        there (it never is) goes on up."""
+        err = exc.args[0] if exc.args else None
+        if not isinstance(err, KafkaError) or not err.fatal():
+            raise exc
+        if producer not in self._producers or producer in self._failed:
+            return
+        self._failed.append(producer)
+        self.restarts += 1
+        now = time.monotonic()
+        calm = now - self._last_restart >= _RESTART_CALM_S
+        self._restart_delay_s = (
+            0.0 if calm else min(max(2 * self._restart_delay_s, 1.0), _MAX_RESTART_DELAY_S)
+        )
+        self._last_restart = now
+        log.error(
+            "Kafka producer failed for good (%s): replacing it in %.0f s, requests answered 503 until then",
+            err.str(), self._restart_delay_s,
+        )  # fmt: skip
+        assert self._loop is not None, "poll() before start()"
+        self._loop.call_later(self._restart_delay_s, self._replace, producer)
+        # poll() stopped serving reports at the error: serve the rest now, not at the next tick.
+        self._loop.call_soon(self._serve_all)
+
+    def _replace(self, failed: Producer) -> None:
+        if failed not in self._failed:
+            return  # closed meanwhile
+        self._failed.remove(failed)
+        shared = self._bulk is self._producer
+        if failed is self._producer:
+            client_id, new = _CLIENT_ID, self._new_producer(_CLIENT_ID, self._options.linger_ms)
+            self._producer = new
+            if shared:
+                self._bulk = new
         else:
-            log.debug("Kafka client error: %s", err.str())
+            linger = self._options.batch_linger_ms
+            assert linger is not None, "a producer of its own for batches has its own linger"
+            client_id, new = _BULK_CLIENT_ID, self._new_producer(_BULK_CLIENT_ID, linger)
+            self._bulk = new
+        self._producers = (self._producer,) if self._bulk is self._producer else (self._producer, self._bulk)
+        wakeup = next((w for w in self._wakeups if w.producer is failed), None)
+        if wakeup is not None:
+            self._wakeups.remove(wakeup)
+            if not self._attach_wakeup(new, client_id):
+                self._timer_polls = True
+        self._retiring.append((failed, wakeup))
+        log.info("Kafka producer %s replaced", client_id)
+        self._serve_all()
+
+    def _attach_wakeup(self, producer: Producer, client_id: str) -> bool:
+        assert self._loop is not None, "before start()"
+        wakeup = ReportWakeup.attach(self._loop, producer, client_id, serve=lambda: self._serve(producer))
+        if wakeup is not None:
+            self._wakeups.append(wakeup)
+        return wakeup is not None
 
     # Metadata --------------------------------------------------------------------------------
 

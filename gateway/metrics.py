@@ -84,6 +84,7 @@ class GatewayMetrics(Collector):
         self.inflight = (0, 0, 0)
         self.connections: ConnectionCounts | None = None  # set once listening
         self.malformed_requests = 0  # answered by aiohttp itself: see gateway.malformed
+        self.producer_restarts = 0  # the publisher's: set by whoever renders the metrics
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -155,6 +156,11 @@ class GatewayMetrics(Collector):
             "gateway_malformed_requests",
             "Requests that could not be parsed as HTTP, answered 400 by the HTTP server before any route",
             value=self.malformed_requests,
+        )
+        yield CounterMetricFamily(
+            "gateway_kafka_producer_restarts",
+            "Kafka producers replaced after the client declared them failed for good (a fatal error)",
+            value=self.producer_restarts,
         )
         if self.connections is not None:
             c = self.connections

@@ -46,7 +46,12 @@ class Publisher(Protocol):
         ...
 
     def ready(self) -> bool:
-        """Did Kafka answer the last metadata request?"""
+        """Did Kafka answer the last metadata request, and is the producer usable?"""
+        ...
+
+    @property
+    def restarts(self) -> int:
+        """Producers replaced since start after the client declared them failed for good."""
         ...
 
     async def start(self) -> None:

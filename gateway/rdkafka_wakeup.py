@@ -30,6 +30,7 @@ import functools
 import glob
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import confluent_kafka
@@ -100,13 +101,19 @@ class ReportWakeup:
     """A pipe librdkafka writes to when ``producer`` has events; the loop then serves them."""
 
     def __init__(
-        self, lib: ctypes.CDLL, queue: int, loop: asyncio.AbstractEventLoop, producer: Producer
+        self,
+        lib: ctypes.CDLL,
+        queue: int,
+        loop: asyncio.AbstractEventLoop,
+        producer: Producer,
+        serve: Callable[[], object],
     ) -> None:
         self._lib = lib
         self._queue: int | None = queue
         self._loop = loop
         self._read_fd, self._write_fd = os.pipe()
-        self._poll = producer.poll
+        self.producer = producer
+        self._serve = serve
         self.wakeups = 0
         try:
             # librdkafka writes from its own threads: it must never block on a full pipe.
@@ -122,13 +129,20 @@ class ReportWakeup:
             raise
         lib.rd_kafka_queue_io_event_enable(queue, self._write_fd, b"1", 1)
         # Events queued before this point wrote no byte: serve them, so that the next one does.
-        self._poll(0)
+        serve()
 
     @classmethod
     def attach(
-        cls, loop: asyncio.AbstractEventLoop, producer: Producer, client_id: str
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        producer: Producer,
+        client_id: str,
+        serve: Callable[[], object] | None = None,
     ) -> ReportWakeup | None:
-        """Wake-ups for ``producer`` (created with ``client_id``), or None where they cannot be had."""
+        """Wake-ups for ``producer`` (created with ``client_id``), or None where they cannot be had.
+
+        ``serve`` is what a wake-up calls: ``producer.poll(0)`` unless told otherwise.
+        """
         handle = producer_handle(producer, client_id)
         if handle is None:
             log.info("delivery reports are served by a timer")
@@ -138,7 +152,7 @@ class ReportWakeup:
         if not queue:
             return None
         try:
-            return cls(lib, queue, loop, producer)
+            return cls(lib, queue, loop, producer, serve or functools.partial(producer.poll, 0))
         except (NotImplementedError, OSError) as exc:
             log.info("no pipe to wake the event loop (%s): delivery reports are served by a timer", exc)
             return None
@@ -149,7 +163,7 @@ class ReportWakeup:
             os.read(self._read_fd, 4096)
         except BlockingIOError:
             pass
-        self._poll(0)
+        self._serve()
 
     def close(self) -> None:
         """Stop the wake-ups (before the producer goes away) and close the pipe."""

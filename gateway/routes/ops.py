@@ -24,6 +24,8 @@ async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     admission = ctx.admission
     ctx.metrics.inflight = (admission.requests, admission.bytes, admission.events)
+    if ctx.has_publisher():
+        ctx.metrics.producer_restarts = ctx.publisher().restarts
     return web.Response(
         body=generate_latest(ctx.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

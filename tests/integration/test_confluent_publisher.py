@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -17,7 +18,7 @@ from gateway.publisher import ProducerOptions
 from gateway.rdkafka_wakeup import ReportWakeup
 from ingest_core.kafka import TopicSpec, ensure_topics
 from ingest_core.record import OutRecord
-from tests.support.kafka import read_topic, unique
+from tests.support.kafka import fail_for_good, read_topic, unique
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +186,51 @@ async def test_a_start_that_fails_leaves_no_pipe_behind() -> None:
     with pytest.raises(KafkaUnavailable):
         await publisher.start()
     assert (publisher._wakeups, publisher._timer_polls) == ([], True)
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_producer_failed_for_good_is_replaced_and_its_requests_answered(kafka_bootstrap: str) -> None:
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    # Single events linger long enough to be still queued when their producer fails.
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, linger_ms=2_000, batch_linger_ms=5.0))
+    await publisher.start()
+    try:
+        await asyncio.wait_for(publisher.publish(topic, _records("before", 5)), timeout=15)
+        failed = publisher._producer
+        queued = asyncio.create_task(publisher.publish(topic, _records("queued", 1)))
+        await _until(lambda: len(failed) == 1, 5)
+        fail_for_good(failed, "ingest-gateway")
+        # Its request is answered as soon as the producer gives its records up, not at the timeout
+        # (10 s): 503, as they never reached Kafka.
+        with pytest.raises(KafkaUnavailable):
+            await asyncio.wait_for(queued, timeout=5)
+        # The first replacement is made at once.
+        await _until(lambda: publisher._producer is not failed and publisher.ready(), 5)
+        assert publisher.restarts == 1
+        await asyncio.wait_for(publisher.publish(topic, _records("after", 5)), timeout=15)  # a batch
+        await _until(lambda: publisher._retiring == [], 5)  # the failed one let go
+        # The new producer has a pipe of its own; the failed one's is closed.
+        assert [wakeup.producer for wakeup in publisher._wakeups] == [publisher._bulk, publisher._producer]
+
+        # Failing again within a minute: the replacement waits (1 s), and meanwhile requests are
+        # refused at once rather than queued on a producer that sends nothing.
+        again = publisher._producer
+        fail_for_good(again, "ingest-gateway")
+        await _until(lambda: not publisher.ready(), 5)
+        with pytest.raises(KafkaUnavailable):
+            await asyncio.wait_for(publisher.publish(topic, _records("refused", 1)), timeout=1)
+        await _until(lambda: publisher.ready(), 5)
+        assert (publisher.restarts, publisher._producer is not again) == (2, True)
+        await asyncio.wait_for(publisher.publish(topic, _records("last", 1)), timeout=15)
+    finally:
+        await publisher.close()
+    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 12, 5.0)  # 11, and no more
+    names = sorted((m.value() or b"").decode().split(":")[1].strip('"') for m in messages)
+    assert names == ["after"] * 5 + ["before"] * 5 + ["last"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 import time
 import zlib
@@ -16,6 +17,8 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from gateway.context import CONTEXT
+from gateway.kafka_confluent import ConfluentPublisher
 from tests.support.gateway import (
     EXAMPLE_SCHEMA,
     REFERENCE_EXAMPLE,
@@ -25,7 +28,7 @@ from tests.support.gateway import (
     running_gateway,
 )
 from tests.support.http import TLS_CLIENT_HELLO
-from tests.support.kafka import LocalBroker, free_port_pair, read_topic, unique
+from tests.support.kafka import LocalBroker, fail_for_good, free_port_pair, read_topic, unique
 from tests.support.sink import metric_value
 
 pytestmark = pytest.mark.integration
@@ -265,6 +268,40 @@ async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path, publisher
         assert {"m-before", "m-after"} <= ids
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_a_producer_failed_for_good_is_replaced_without_a_restart(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Before: every request was answered 503 from then on, while /ready still said ready.
+    topic = unique("ingest.fatal")
+    async with running_gateway(kafka_bootstrap, [example_dataset(topic)], tmp_path) as gw:
+        assert gw.app is not None
+        assert (await gw.post("example", envelope({"eid": "E"}, msgid="before")))[0] == 200
+        publisher = gw.app[CONTEXT].publisher()
+        assert isinstance(publisher, ConfluentPublisher)
+        fail_for_good(publisher._producer, "ingest-gateway")
+        answers: list[tuple[int, str | None, str | None]] = []
+        deadline = time.monotonic() + 10
+        while not answers or answers[-1][0] != 200:
+            assert time.monotonic() < deadline, f"still failing: {answers[-3:]}"
+            status, headers, body = await gw.post(
+                "example", envelope({"eid": "E"}, msgid=f"after-{len(answers)}")
+            )
+            answers.append(
+                (status, body["error"]["code"] if status != 200 else None, headers.get("Retry-After"))
+            )
+            await asyncio.sleep(0.02)
+        async with gw.session.get("/ready") as r:
+            assert r.status == 200
+        async with gw.session.get("/metrics") as r:
+            text = await r.text()
+    # Meanwhile, if at all: 503 KAFKA_UNAVAILABLE with Retry-After, never a 500 or a 200 not on Kafka.
+    assert {answer for answer in answers[:-1]} <= {(503, "KAFKA_UNAVAILABLE", "2")}
+    assert metric_value(text, "gateway_kafka_producer_restarts_total") == 1
+    records = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 2)
+    msgids = sorted(json.loads(m.value() or b"")["msgid"] for m in records)
+    assert msgids == [f"after-{len(answers) - 1}", "before"]
 
 
 async def test_overload_is_shed_fast_with_503_and_every_200_is_on_kafka(

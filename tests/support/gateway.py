@@ -56,6 +56,7 @@ class GatewayHandle:
     bootstrap: str
     host: str = "127.0.0.1"
     port: int = 0
+    app: web.Application | None = None
 
     async def post(
         self, dataset: str, body: Any, raw: bytes | None = None
@@ -81,13 +82,14 @@ async def running_gateway(
     )
     # A runner as gateway.serve makes it (aiohttp's TestServer would cancel handlers whose client
     # goes away, which the gateway's own server does not).
-    runner = web.AppRunner(create_app(settings, registry), **SERVER_OPTIONS)
+    app = create_app(settings, registry)
+    runner = web.AppRunner(app, **SERVER_OPTIONS)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
         async with aiohttp.ClientSession(base_url=f"http://{host}:{port}") as session:
-            yield GatewayHandle(session, registry, bootstrap, host, port)
+            yield GatewayHandle(session, registry, bootstrap, host, port, app)
     finally:
         await runner.cleanup()
