@@ -34,7 +34,7 @@ from tests.support.http import TLS_CLIENT_HELLO
 from tests.support.kafka import ROOT, fail_for_good, free_port_pair, read_topic, unique
 from tests.support.postgres import LocalPostgres
 from tests.support.proc import children_of, running
-from tests.support.sink import metric_value, running_sink
+from tests.support.sink import SinkHandle, metric_value, running_sink
 from tests.support.store import count_rows, fetch_rows, wait_for_rows, wait_until_rows
 
 pytestmark = pytest.mark.integration
@@ -96,6 +96,30 @@ def assert_each_event_once(rows: list[dict[str, Any]], msgid: str, total: int) -
 def native_record(i: int, msgid: str = "native", dataset: str = "example") -> tuple[bytes, bytes]:
     value = build_value(dataset, msgid, f"{msgid}:{i}", {"eid": f"E{i}", "n": i}, 1_700_000_000_000 + i)
     return f"E{i}".encode(), value
+
+
+def produce_between_good_ones(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    """native_record(0), then (key, value), then native_record(1), all on partition 0: "around" is
+    literal order. Up to the broker's default size limit."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.max.bytes": 1_048_576})
+    for k, v in [native_record(0), (key, value), native_record(1)]:
+        producer.produce(topic, v, k, partition=0)
+    assert producer.flush(30) == 0
+
+
+async def wait_for_a_held_batch(sink: SinkHandle, store_url: str) -> None:
+    """Until the sink reports a failed write; then nothing of the batch is stored and it is not ready."""
+    deadline = time.monotonic() + 30
+    while metric_value(await sink.metrics(), "sink_store_errors_total") < 1:
+        assert time.monotonic() < deadline, "the failed write was not reported"
+        await asyncio.sleep(0.2)
+    assert await count_rows(store_url) == 0  # nothing of the batch is done, nothing committed
+    assert await sink.ready_status() == 503
+
+
+# 1,048,320 bytes, not JSON: within ~200 bytes of the most an entry topic takes at the broker's default
+# limit (which is on the whole record batch), so its dead letter, with the added headers, would not fit.
+NEAR_LIMIT_GARBAGE = bytes(range(256)) * 4_095
 
 
 async def test_gateway_to_row_single_and_batch(kafka_bootstrap: str, tmp_path: Path, store_url: str) -> None:
@@ -417,17 +441,9 @@ async def test_a_record_that_cannot_be_dead_lettered_blocks_the_commit_not_the_p
     store_url = f"sqlite:///{tmp_path / 'nodlq.db'}"
     topic, dlq = unique("ingest.nodlq"), unique("ingest.dlq-later")
     registry = await make_registry(kafka_bootstrap, tmp_path, topic)  # the DLQ topic does not exist yet
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
-    for key, value in [native_record(0), (b"k-bad", b"not json"), native_record(1)]:
-        producer.produce(topic, value, key, partition=0)
-    assert producer.flush(30) == 0
+    await asyncio.to_thread(produce_between_good_ones, kafka_bootstrap, topic, b"k-bad", b"not json")
     async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
-        deadline = time.monotonic() + 30
-        while metric_value(await sink.metrics(), "sink_store_errors_total") < 1:
-            assert time.monotonic() < deadline, "the failed dead-lettering was not reported"
-            await asyncio.sleep(0.2)
-        assert await count_rows(store_url) == 0  # nothing of the batch is done, nothing committed
-        assert await sink.ready_status() == 503
+        await wait_for_a_held_batch(sink, store_url)
         await asyncio.to_thread(ensure_topics, kafka_bootstrap, [dlq_topic_spec(dlq)])
         rows = await wait_for_rows(store_url, 2, timeout_s=60)
         letters = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
@@ -445,19 +461,13 @@ async def test_a_bad_record_at_the_entry_topics_size_limit_is_dead_lettered_whol
     store_url = f"sqlite:///{tmp_path / 'big.db'}"
     topic, dlq = unique("ingest.big"), unique("ingest.dlq")
     registry = await make_registry(kafka_bootstrap, tmp_path, topic, dlq)
-    # 1,048,320 bytes, not JSON: within ~200 bytes of the most the entry topic takes (its limit is on
-    # the whole record batch), so the dead letter, with its added headers, would not fit there.
-    garbage = bytes(range(256)) * 4_095
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "message.max.bytes": 1_048_576})
-    for key, value in [native_record(0), (b"k-big", garbage), native_record(1)]:
-        producer.produce(topic, value, key, partition=0)
-    assert producer.flush(30) == 0
+    await asyncio.to_thread(produce_between_good_ones, kafka_bootstrap, topic, b"k-big", NEAR_LIMIT_GARBAGE)
     async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
         rows = await wait_for_rows(store_url, 2, timeout_s=30)
         [letter] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
         assert await sink.ready_status() == 200
     assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
-    assert (letter.key(), letter.value()) == (b"k-big", garbage)
+    assert (letter.key(), letter.value()) == (b"k-big", NEAR_LIMIT_GARBAGE)
     assert dict(letter.headers() or [])["dlq.reason"] == b"not_json"
 
 
@@ -469,25 +479,16 @@ async def test_a_dead_letter_too_large_for_an_existing_topic_waits_for_its_limit
     topic, dlq = unique("ingest.big"), unique("ingest.dlq-small")
     registry = await make_registry(kafka_bootstrap, tmp_path, topic)
     await asyncio.to_thread(ensure_topics, kafka_bootstrap, [TopicSpec(dlq, 1)])
-    garbage = bytes(range(256)) * 4_095  # see the test above
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "message.max.bytes": 1_048_576})
-    for key, value in [native_record(0), (b"k-big", garbage), native_record(1)]:
-        producer.produce(topic, value, key, partition=0)
-    assert producer.flush(30) == 0
+    await asyncio.to_thread(produce_between_good_ones, kafka_bootstrap, topic, b"k-big", NEAR_LIMIT_GARBAGE)
     async with running_sink(kafka_bootstrap, registry, store_url, dlq_topic=dlq) as sink:
-        deadline = time.monotonic() + 30
-        while metric_value(await sink.metrics(), "sink_store_errors_total") < 1:
-            assert time.monotonic() < deadline, "the refused letter was not reported"
-            await asyncio.sleep(0.2)
-        assert await count_rows(store_url) == 0  # nothing of the batch is done, nothing committed
-        assert await sink.ready_status() == 503
+        await wait_for_a_held_batch(sink, store_url)
         # What README's kafka-configs command does; the sink's next retry goes through.
         await asyncio.to_thread(raise_message_limit, kafka_bootstrap, dlq, DLQ_MAX_MESSAGE_BYTES)
         rows = await wait_for_rows(store_url, 2, timeout_s=60)
         [letter] = await asyncio.to_thread(read_topic, kafka_bootstrap, dlq, 1, 30.0)
         assert await sink.ready_status() == 200
     assert sorted(r["event_id"] for r in rows) == ["native:0", "native:1"]
-    assert (letter.key(), letter.value()) == (b"k-big", garbage)
+    assert (letter.key(), letter.value()) == (b"k-big", NEAR_LIMIT_GARBAGE)
 
 
 def raise_message_limit(bootstrap: str, topic: str, limit: int) -> None:
