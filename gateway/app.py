@@ -45,6 +45,7 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
         compression=settings.kafka_compression,
         max_inflight_events=settings.max_inflight_events,
         report_wakeup=settings.kafka_report_wakeup,
+        max_record_bytes=settings.kafka_max_record_bytes,
     )
     if settings.publisher == "aiokafka":
         return AiokafkaPublisher(options)
@@ -54,7 +55,7 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
 def create_app(settings: GatewaySettings, registry: Registry) -> web.Application:
     metrics = GatewayMetrics(d.id for d in registry)
     ctx = GatewayContext(
-        ingestor=Ingestor(registry, settings.max_batch_events),
+        ingestor=Ingestor(registry, settings.max_batch_events, settings.kafka_max_record_bytes),
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_ms / 1000,

@@ -1,8 +1,9 @@
 """From a request to the Kafka records it stands for, with every check the API makes.
 
 Pure: no I/O. The checks run in the reference's order (envelope schema, dataset, entry topic),
-then ours: batch allowed, batch size, each event against its dataset's schema. A request is
-all-or-nothing: nothing is published when any of its events is invalid.
+then ours: batch allowed, batch size, each event against its dataset's schema, each record's size.
+A request is all-or-nothing: nothing is published when any of its events is invalid, or too large
+for Kafka (the client refuses such a record only when it comes to it, after those before it).
 
 Two paths. ``prepare_raw`` takes the request's bytes and, where the dataset's schema is compiled
 (``ingest_core.event_types``), checks the envelope and each event in msgspec and forwards each
@@ -15,12 +16,14 @@ requests (see README, "Events are forwarded as sent"), and every error comes fro
 from __future__ import annotations
 
 import json
+import operator
 import time
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
-from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
+from gateway.errors import DatasetNotFound, InvalidInput, PayloadTooLarge, TopicNotDefined
+from gateway.publisher import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.paths import schema_path
 from ingest_core.record import (
     MAX_EVENT_DEPTH,
@@ -68,6 +71,52 @@ class _Batch(msgspec.Struct):
     data: Annotated[list[msgspec.Raw], msgspec.Meta(min_length=1)]
 
 
+# A record as Kafka clients count it against their limit: its key, value and headers plus framing.
+# librdkafka adds at most 36 bytes (rd_kafka_msg_max_wire_size), aiokafka up to ~100 (a batch's
+# header and a record's varints): these bounds are above both, so a record within the limit here is
+# never refused by the client.
+_RECORD_FRAMING = 128
+_HEADER_FRAMING = 10  # two varint lengths
+# On the raw path a record is made of parts of the request (the event, the key within it, the msgid
+# four times, the dataset id of at most 128 characters twice) and ~400 bytes of its own: at most
+# 6 x the body + ~700 bytes. The records of a body under an eighth of the limit, less 1 KiB, are
+# not even looked at (at the default limit, bodies up to ~125 KB).
+_RAW_SHARE = 8
+_RAW_SLACK = 1024
+
+
+def record_size(record: OutRecord) -> int:
+    """An upper bound on the size Kafka clients count for ``record`` (see _RECORD_FRAMING)."""
+    key, value, headers = record
+    size = _RECORD_FRAMING + len(key) + len(value)
+    for name, data in headers:
+        size += (
+            _HEADER_FRAMING
+            + len(name.encode())
+            + len(data.encode() if isinstance(data, str) else data or b"")
+        )
+    return size
+
+
+# Every part of a record but the framing is at most its value's size: the key is a field of the event
+# and the headers' values (dataset id, event id, msgid) are all written in the value too. So a record
+# whose value is within a sixth of the limit is within the limit, with room to spare.
+_VALUE_SHARE = 6
+_value_of = operator.itemgetter(1)
+
+
+def _first_too_large(records: list[OutRecord], limit: int) -> tuple[int, int] | None:
+    """The index and size of the first record over ``limit``, if any."""
+    # Counting every record costs ~0.8 µs each; the largest value, ~0.03 µs.
+    if max(map(len, map(_value_of, records)), default=0) * _VALUE_SHARE + _RECORD_FRAMING <= limit:
+        return None
+    for i, record in enumerate(records):
+        size = record_size(record)
+        if size > limit:
+            return i, size
+    return None
+
+
 _decode_single = msgspec.json.Decoder(_Single).decode
 _decode_batch = msgspec.json.Decoder(_Batch).decode
 
@@ -100,9 +149,12 @@ def msgid_of(doc: Any) -> str | None:
 
 
 class Ingestor:
-    def __init__(self, registry: Registry, max_batch_events: int) -> None:
+    def __init__(
+        self, registry: Registry, max_batch_events: int, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
         self._registry = registry
         self._max_batch = max_batch_events
+        self._max_record = max_record_bytes  # KAFKA_MAX_RECORD_BYTES: the producers are given it too
         self._envelope = SchemaValidator(json.loads(schema_path("envelope.json").read_text("utf-8")))
 
     def prepare_raw(self, dataset_id: str, body: bytes) -> Prepared | None:
@@ -146,13 +198,18 @@ class Ingestor:
                 return None
         msgid = envelope.params.msgid
         records = build_raw_records(dataset.id, msgid, events, keys, dedups, batch, int(time.time() * 1000))
+        if len(body) * _RAW_SHARE + _RAW_SLACK >= self._max_record and _first_too_large(
+            records, self._max_record
+        ):
+            return None  # prepare words the error
         return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records, msgid=msgid)
 
     def prepare(self, dataset_id: str, doc: Any, may_hold_nul: bool = True) -> Prepared:
         """Check a parsed request and build its records.
 
         ``may_hold_nul``: False when the request's bytes hold no ``\\u0000``, which spares looking
-        for U+0000 in its strings. Raises InvalidInput, DatasetNotFound or TopicNotDefined.
+        for U+0000 in its strings. Raises InvalidInput, DatasetNotFound, TopicNotDefined or
+        PayloadTooLarge (an event whose record is over the producers' limit).
         """
         problem = self._envelope.first_error(doc)
         if problem is not None:
@@ -197,4 +254,12 @@ class Ingestor:
             raise InvalidInput(
                 f"{where}: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)"
             ) from None
+        too_large = _first_too_large(records, self._max_record)
+        if too_large is not None:
+            index, size = too_large
+            where = f"data[{index}]" if batch else "data"
+            raise PayloadTooLarge(
+                f"{where}: too large for Kafka: its record would take {size:,} bytes, "
+                f"at most {self._max_record:,} are taken"
+            )
         return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records, msgid=msgid)

@@ -52,6 +52,7 @@ class AiokafkaPublisher:
             linger_ms=options.linger_ms,
             compression_type=None if options.compression == "none" else options.compression,
             request_timeout_ms=options.delivery_timeout_ms,
+            max_request_size=options.max_record_bytes,
         )
         self._watch = TopicWatch(self._fetch_topics, refresh_s=options.metadata_refresh_s)
 

@@ -134,6 +134,7 @@ class ConfluentPublisher:
                 "topic.metadata.propagation.max.ms": options.metadata_timeout_ms,
                 "queue.buffering.max.messages": options.max_inflight_events,
                 "queue.buffering.max.kbytes": 1024 * 1024,
+                "message.max.bytes": options.max_record_bytes,
                 "error_cb": self._on_error,
                 "logger": logging.getLogger("librdkafka"),
             }

@@ -12,6 +12,10 @@ from typing import Protocol
 
 from ingest_core.record import OutRecord
 
+# The most one record may take unless KAFKA_MAX_RECORD_BYTES says otherwise: librdkafka's own default
+# (message.max.bytes), under the broker's default topic limit (1,048,588 bytes for a record batch).
+DEFAULT_MAX_RECORD_BYTES = 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class ProducerOptions:
@@ -28,6 +32,9 @@ class ProducerOptions:
     batch_linger_ms: float | None = None
     # How confluent-kafka's delivery reports reach the loop: "pipe" (librdkafka signals) or "timer".
     report_wakeup: str = "pipe"
+    # The most a record may take; the gateway refuses a request holding a larger one before any of
+    # it is published (gateway.ingest), so the clients never meet one.
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
 
 class Publisher(Protocol):

@@ -9,11 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.publisher import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_str
 from ingest_core.runtime import event_loop_from_env
 
 MIB = 1024 * 1024
 MAX_LINGER_MS = 900_000.0  # librdkafka's own limit: beyond it the producer could not be created
+MAX_RECORD_BYTES = 1_000_000_000  # librdkafka's own limit on message.max.bytes
+MIN_RECORD_BYTES = 4096  # below it even a small event's record would not fit
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,9 @@ class GatewaySettings:
     # KAFKA_BATCH_LINGER_MS: the same for requests of several events (their own producer).
     kafka_batch_linger_ms: float = 5.0
     kafka_compression: str = "lz4"  # KAFKA_COMPRESSION: none, gzip, snappy, lz4, zstd
+    # KAFKA_MAX_RECORD_BYTES: the most one event's Kafka record may take (the producers' limit); a
+    # request holding a larger one is 413 and publishes nothing.
+    kafka_max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     log_level: str = "info"  # LOG_LEVEL
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
     # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
@@ -75,6 +81,9 @@ class GatewaySettings:
             kafka_compression=env_choice(
                 env, "KAFKA_COMPRESSION", d.kafka_compression, ("none", "gzip", "snappy", "lz4", "zstd")
             ),
+            kafka_max_record_bytes=env_int(
+                env, "KAFKA_MAX_RECORD_BYTES", d.kafka_max_record_bytes, minimum=MIN_RECORD_BYTES
+            ),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
             listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),
@@ -88,6 +97,11 @@ class GatewaySettings:
             ),
             event_loop=event_loop_from_env(env),
         )
+        if settings.kafka_max_record_bytes > MAX_RECORD_BYTES:
+            raise SettingsError(
+                f"KAFKA_MAX_RECORD_BYTES={settings.kafka_max_record_bytes}: librdkafka takes at most "
+                f"{MAX_RECORD_BYTES}"
+            )
         # A request as large as allowed must fit within the in-flight bounds, or it could only
         # ever be answered 503 "retry".
         if settings.max_body_bytes > settings.max_inflight_bytes:

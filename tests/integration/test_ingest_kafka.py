@@ -18,7 +18,10 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from gateway.context import CONTEXT
+from gateway.ingest import Ingestor, record_size
 from gateway.kafka_confluent import ConfluentPublisher
+from gateway.settings import GatewaySettings
+from ingest_core.registry import load_registry
 from tests.support.gateway import (
     EXAMPLE_SCHEMA,
     REFERENCE_EXAMPLE,
@@ -26,6 +29,7 @@ from tests.support.gateway import (
     envelope,
     event_with_levels,
     running_gateway,
+    write_registry,
 )
 from tests.support.http import TLS_CLIENT_HELLO
 from tests.support.kafka import LocalBroker, fail_for_good, free_port_pair, read_topic, unique
@@ -268,6 +272,38 @@ async def test_kafka_down_gives_fast_503_then_recovers(tmp_path: Path, publisher
         assert {"m-before", "m-after"} <= ids
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_an_event_too_large_for_kafka_refuses_its_whole_request(
+    kafka_bootstrap: str, tmp_path: Path, publisher: str
+) -> None:
+    # Before: the client refused the large record only when it came to it, and the 413 request's
+    # events before it were on Kafka.
+    topic = unique("ingest.large")
+    limit = GatewaySettings().kafka_max_record_bytes
+    unlimited = Ingestor(
+        load_registry(write_registry(tmp_path / "r.yaml", [example_dataset(topic)])), 5, 10**9
+    )
+    smallest = record_size(
+        unlimited.prepare(
+            "example", envelope([{"eid": "a"}, {"eid": "E", "pad": ""}], msgid="m-fits")
+        ).records[1]
+    )
+    largest = {"eid": "E", "pad": "x" * (limit - smallest)}  # a record of exactly the limit
+    async with running_gateway(
+        kafka_bootstrap, [example_dataset(topic)], tmp_path, publisher=publisher
+    ) as gw:
+        too_large = [{"eid": "a"}, {**largest, "pad": largest["pad"] + "x"}, {"eid": "c"}]
+        status, _, body = await gw.post("example", envelope(too_large, msgid="m-over"))  # as long as m-fits
+        assert (status, body["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE"), body
+        assert body["error"]["message"] == (
+            f"data[1]: too large for Kafka: its record would take {limit + 1:,} bytes, at most {limit:,} are taken"
+        )
+        # The largest record allowed is taken by this Kafka client, and by the broker's default limit.
+        status, _, body = await gw.post("example", envelope([{"eid": "a"}, largest], msgid="m-fits"))
+        assert status == 200, body
+    records = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 3, 5.0)  # 2, and no more
+    assert sorted(orjson.loads(m.value() or b"")["event_id"] for m in records) == ["m-fits:0", "m-fits:1"]
 
 
 async def test_a_producer_failed_for_good_is_replaced_without_a_restart(

@@ -43,6 +43,12 @@ def test_batch_requests_linger_longer_by_default() -> None:
         ("EVENT_LOOP", "trio", "EVENT_LOOP='trio': expected one of auto, uvloop, asyncio"),
         ("MAX_INFLIGHT_BYTES", "1k", "MAX_INFLIGHT_BYTES='1k': expected an integer"),
         ("MAX_INFLIGHT_BYTES", "100", "MAX_INFLIGHT_BYTES=100: must be at least 1024"),
+        ("KAFKA_MAX_RECORD_BYTES", "1000", "KAFKA_MAX_RECORD_BYTES=1000: must be at least 4096"),
+        (
+            "KAFKA_MAX_RECORD_BYTES",
+            "1000000001",
+            "KAFKA_MAX_RECORD_BYTES=1000000001: librdkafka takes at most 1000000000",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
