@@ -47,8 +47,9 @@ class Publisher(Protocol):
 
         Raises TopicMissing (topic absent on the cluster), KafkaUnavailable (no ack within the
         delivery timeout; some records may still land: retrying with the same msgid is harmless),
-        Overloaded (too much already in flight; nothing or part was sent), PayloadTooLarge (a record
-        exceeds Kafka's maximum record size).
+        Overloaded (too much already in flight; nothing was sent, but for a refusal the client
+        makes part-way that the publisher could not foresee), PayloadTooLarge (a record exceeds
+        Kafka's maximum record size; the gateway checks sizes before publishing).
         """
         ...
 

@@ -92,29 +92,29 @@ async def test_equal_lingers_share_one_producer(kafka_bootstrap: str) -> None:
     assert len(messages) == 4
 
 
-async def test_a_full_producer_queue_is_overloaded_at_once_and_drains(kafka_bootstrap: str) -> None:
-    # The gateway bounds the events of the requests it is handling before they get here; this
+async def test_a_request_that_would_overfill_the_queue_is_refused_whole_at_once(kafka_bootstrap: str) -> None:
+    # The gateway bounds the events of the requests it is handling before they get here; the queue's
     # bound also covers records still queued for requests already answered (after a timeout).
     topic = unique("ingest.publisher")
     await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
-    publisher = ConfluentPublisher(_options(kafka_bootstrap, 0.2, 5.0, max_inflight_events=1000))
+    # Batches linger long enough for the first request's records to be still queued.
+    publisher = ConfluentPublisher(_options(kafka_bootstrap, 0.2, 1_500.0, max_inflight_events=1000))
     await publisher.start()
     try:
+        first = asyncio.create_task(publisher.publish(topic, _records("first", 600)))
+        await _until(lambda: len(publisher._bulk) == 600, 5)
         started = time.monotonic()
         with pytest.raises(Overloaded):
-            await publisher.publish(topic, _records("too-many", 1500))
-        assert time.monotonic() - started < 2
-        # The 1,000 records queued before the refusal are still delivered; the queue drains.
-        for _ in range(300):
-            if publisher._queued() == 0:
-                break
-            await asyncio.sleep(0.05)
+            await publisher.publish(topic, _records("too-many", 500))
+        assert time.monotonic() - started < 1
+        assert len(publisher._bulk) == 600  # none of it queued (before: 400 of it, sent after a 503)
+        await asyncio.wait_for(first, timeout=15)
         await asyncio.wait_for(publisher.publish(topic, _records("after", 10)), timeout=15)
     finally:
         await publisher.close()
-    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1010)
+    messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 611, 5.0)  # 610, and no more
     names = [(m.value() or b"").decode().split(":")[1].strip('"') for m in messages]
-    assert (names.count("too-many"), names.count("after")) == (1000, 10)
+    assert (names.count("first"), names.count("too-many"), names.count("after")) == (600, 0, 10)
 
 
 async def test_reports_wake_the_loop_through_librdkafkas_pipe(kafka_bootstrap: str) -> None:
