@@ -272,10 +272,19 @@ class ConfluentPublisher:
 
     async def _idle_poll_loop(self) -> None:
         # Error callbacks and late reports arrive even when no request is waiting.
+        failing = False
         while True:
             await asyncio.sleep(_IDLE_POLL_INTERVAL_S)
-            self._serve_all()
             self._expire_waits(time.monotonic())
+            # This task is the only deadline of a wait whose report never comes: nothing may end it.
+            try:
+                self._serve_all()
+            except Exception:
+                if not failing:  # logged once per run of failures, not ten times a second
+                    log.exception("serving Kafka's reports failed; going on")
+                failing = True
+            else:
+                failing = False
 
     def _expire_waits(self, now: float) -> None:
         waiting = self._waiting

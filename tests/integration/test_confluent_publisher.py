@@ -234,3 +234,33 @@ async def test_a_producer_failed_for_good_is_replaced_and_its_requests_answered(
     messages = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 12, 5.0)  # 11, and no more
     names = sorted((m.value() or b"").decode().split(":")[1].strip('"') for m in messages)
     assert names == ["after"] * 5 + ["before"] * 5 + ["last"]
+
+
+async def test_the_idle_poll_outlives_an_error_and_still_ends_overdue_waits(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The idle poll is what ends a wait whose report never comes: an error while serving reports
+    # must not end it (a fatal error once did, through poll()).
+    topic = unique("ingest.publisher")
+    await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
+    publisher = ConfluentPublisher(replace(_options(kafka_bootstrap, 0.2, 5.0), delivery_timeout_ms=1_000))
+    await publisher.start()
+    try:
+        failures = 0
+
+        def failing() -> None:
+            nonlocal failures
+            failures += 1
+            raise RuntimeError("serving failed")
+
+        monkeypatch.setattr(publisher, "_serve_all", failing)
+        future = asyncio.get_running_loop().create_future()
+        publisher._waiting.append((time.monotonic() + 0.3, future))  # a report that never comes
+        with pytest.raises(KafkaUnavailable):
+            await asyncio.wait_for(future, timeout=5)
+        await _until(lambda: failures >= 3, 5)
+        assert publisher._idle_task is not None
+        assert not publisher._idle_task.done()
+    finally:
+        monkeypatch.undo()
+        await publisher.close()
