@@ -8,7 +8,9 @@
    errors, RSS;
 4. the sink: persisted events/s on SQLite and PostgreSQL, draining a filled topic alone, and side by
    side with the gateway under 100-event batches (accepted vs persisted over the same window);
-5. overload: far more concurrent requests than MAX_INFLIGHT_REQUESTS (from h2load, which logs every
+5. how soon an accepted event is a row: single events at a modest steady rate through the gateway
+   while the sink runs, each row's persisted_at less its received_at (SQLite and PostgreSQL);
+6. overload: far more concurrent requests than MAX_INFLIGHT_REQUESTS (from h2load, which logs every
    request): share shed (503), latency of the shed and of the accepted apart, RSS against steady
    state, and that every 200 is on Kafka.
 
@@ -39,6 +41,7 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import h2load, procs, wrk
+from bench.latency import post_paced, quantile, row_delays_ms
 from bench.payloads import body, record_value
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import LocalBroker, free_port_pair
@@ -268,6 +271,35 @@ class Bench:
             procs.stop(sink)
             procs.stop(gateway)
 
+    def row_latency(self, store_url_for: Callable[[], str]) -> Result:
+        """Single events one at a time at ``--latency-rate`` per second into the gateway while the
+        sink runs: how long after the gateway took each event its row was written."""
+        topic = self.topic("latency")
+        gateway, base = self.gateway(topic)
+        store_url = store_url_for()
+        sink, metrics = self.start_sink(topic, store_url)
+        try:
+            url = base + "/v2/data/in/example"
+            tag = uuid.uuid4().hex[:8]
+            # Not measured: until the sink has joined its group and written a first row.
+            warm = asyncio.run(post_paced(url, 10, 1, f"warm-{tag}"))
+            self._wait_persisted(metrics, warm, timeout_s=120)
+            rate = self.args.latency_rate
+            accepted = asyncio.run(post_paced(url, rate, self.args.seconds, f"lat-{tag}"))
+            self._wait_persisted(metrics, warm + accepted, timeout_s=120)
+            delays = asyncio.run(row_delays_ms(store_url, f"lat-{tag}"))
+            return {
+                "offered_per_s": rate,
+                "accepted": float(accepted),
+                "rows": float(len(delays)),
+                "p50_ms": quantile(delays, 0.5),
+                "p99_ms": quantile(delays, 0.99),
+                "max_ms": delays[-1],
+            }
+        finally:
+            procs.stop(sink)
+            procs.stop(gateway)
+
     @staticmethod
     def _wait_persisted(metrics: str, count: float, timeout_s: float) -> float:
         """Wait until the sink has persisted ``count`` events; returns the time it did."""
@@ -375,7 +407,7 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
         return "" if v is None else f"{v:,.{digits}f}"
 
     for name, r in res.items():
-        if name.startswith(("raw_", "plain_", "sink_", "keepup_")) or name == "overload":
+        if name.startswith(("raw_", "plain_", "sink_", "keepup_", "latency_")) or name == "overload":
             continue
         lines.append(
             f"| {name} | {fmt(r.get('rps'))} | {fmt(r.get('events_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | "
@@ -408,6 +440,15 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
             f"{name}: backlog when the load stopped {r['backlog_at_end']:,.0f} events, "
             f"cleared {r['drain_s']:.1f} s later."
             for name, r in keepups.items()
+        ]
+    latencies = {k: r for k, r in res.items() if k.startswith("latency_")}
+    if latencies:
+        lines.append("")
+        lines += [
+            f"{name}: {r['accepted']:,.0f} single events at {r['offered_per_s']:.0f}/s, one at a time, "
+            f"{r['rows']:,.0f} rows; each written p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"max {r['max_ms']:.1f} ms after the gateway took it."
+            for name, r in latencies.items()
         ]
     if "overload" in res:
         o = res["overload"]
@@ -482,6 +523,12 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
                 r["events_per_s"] / r["accepted_events_per_s"],
                 "≥ 1.00",
             )
+    for store in ("sqlite", "postgres"):
+        if f"latency_{store}" in res:
+            out[f"row written after the gateway took the event ({store}), max ms"] = (
+                res[f"latency_{store}"]["max_ms"],
+                "≤ 1000",
+            )
     return out
 
 
@@ -503,6 +550,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sink-records", type=int, default=1_000_000)
     parser.add_argument("--overload-connections", type=int, default=1000)
+    parser.add_argument("--latency-rate", type=float, default=200.0, help="single events/s, latency_*")
     parser.add_argument(
         "--only", default="", help="comma-separated scenario prefixes, e.g. raw,gateway_single"
     )
@@ -566,6 +614,8 @@ def main() -> int:
             ("sink_postgres", lambda: bench.sink(pg_url)),
             ("keepup_sqlite", lambda: bench.sink_keeps_up(sqlite_url)),
             ("keepup_postgres", lambda: bench.sink_keeps_up(pg_url)),
+            ("latency_sqlite", lambda: bench.row_latency(sqlite_url)),
+            ("latency_postgres", lambda: bench.row_latency(pg_url)),
         ]
         # Round by round: every scenario once per round, each figure the median over the rounds.
         # This machine's speed drifts over minutes, and scenarios measured back to back would

@@ -39,6 +39,7 @@ class BatchRunner:
         *,
         batch_size: int = 2000,
         poll_timeout_s: float = 0.5,
+        linger_s: float = 0.02,
         client_id: str = "ingest-consumer",
         max_in_flight: int = 2,
         revoke_wait_s: float = 60.0,
@@ -48,6 +49,7 @@ class BatchRunner:
         self._handle = handle
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
+        self._linger_s = linger_s
         self._max_in_flight = max_in_flight
         # Called on the loop between polls, the only time anything but the poll may use the
         # consumer: librdkafka serialises calls such as position() with the rebalance callback,
@@ -113,9 +115,7 @@ class BatchRunner:
         self.consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stopping:
-                messages = await asyncio.to_thread(
-                    self.consumer.consume, self._batch_size, self._poll_timeout_s
-                )
+                messages = await asyncio.to_thread(self._poll)
                 batch = [m for m in messages if self._usable(m)]
                 if batch:
                     self.kafka_ok = True
@@ -135,6 +135,26 @@ class BatchRunner:
                 await self._commit_persisted(room_for=self._max_in_flight)
             self._all_persisted.set()
             await asyncio.to_thread(self.consumer.close)
+
+    def _poll(self) -> list[Message]:
+        """A batch: wait up to the poll timeout for its first message, then up to the linger for
+        the rest; return at once when it is full.
+
+        One ``consume(batch_size, timeout)`` waits out its whole timeout unless the batch fills
+        (librdkafka's timeout is for the batch), so at low rates every record waited up to the
+        poll timeout to be written (measured: persisted 256 ms after the gateway took it at the
+        median, 500 ms at p99, at 50 events/s). Under a backlog the fetch queue holds a full batch
+        and neither call waits.
+
+        A rebalance may run inside either call: the first call's messages may then belong to a
+        partition just revoked. They are persisted and committed anyway, which is harmless: the
+        writes are idempotent and the commit covers only records this batch persists.
+        """
+        first = self.consumer.consume(1, self._poll_timeout_s)
+        if not first or self._batch_size == 1:
+            return first
+        rest = self.consumer.consume(self._batch_size - 1, self._linger_s)
+        return first + rest
 
     def _start(self, batch: list[Message]) -> None:
         # A partition's messages come in offset order, so its last one is its highest: no max()

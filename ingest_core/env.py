@@ -40,8 +40,10 @@ def _env_number(
     return value
 
 
-def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    return _env_number(env, name, default, minimum, int, "an integer")
+def env_int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    return _env_number(env, name, default, minimum, int, "an integer", maximum)
 
 
 def env_float(

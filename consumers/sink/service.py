@@ -44,6 +44,7 @@ class SinkService:
             registry.entry_topics(),
             self.handle_batch,
             batch_size=settings.batch_size,
+            linger_s=settings.batch_linger_ms / 1000,
             max_in_flight=settings.batches_in_flight,
             client_id="ingest-sink",
             after_poll=self._update_lag,

@@ -20,6 +20,7 @@ class SinkSettings:
     host: str = "127.0.0.1"  # SINK_HOST: address of /health, /ready, /metrics
     port: int = 9101  # SINK_PORT
     batch_size: int = 5000  # SINK_BATCH_SIZE: most records per poll and per transaction
+    batch_linger_ms: int = 20  # SINK_BATCH_LINGER_MS: how long a batch waits to fill after its first record
     batches_in_flight: int = 4  # SINK_BATCHES_IN_FLIGHT: polled batches being persisted at once
     max_backoff_ms: int = 5000  # SINK_MAX_BACKOFF_MS: cap of the retry backoff when the store is down
     log_level: str = "info"  # LOG_LEVEL
@@ -38,6 +39,7 @@ class SinkSettings:
             host=env_str(env, "SINK_HOST", d.host),
             port=env_int(env, "SINK_PORT", d.port),
             batch_size=env_int(env, "SINK_BATCH_SIZE", d.batch_size, minimum=1),
+            batch_linger_ms=env_int(env, "SINK_BATCH_LINGER_MS", d.batch_linger_ms, minimum=0, maximum=5000),
             batches_in_flight=env_int(env, "SINK_BATCHES_IN_FLIGHT", d.batches_in_flight, minimum=1),
             max_backoff_ms=env_int(env, "SINK_MAX_BACKOFF_MS", d.max_backoff_ms, minimum=10),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),

@@ -79,6 +79,14 @@ def test_sink_defaults_and_batches_in_flight() -> None:
     assert str(info.value).startswith("SINK_BATCHES_IN_FLIGHT=0: must be at least 1")
 
 
+def test_sink_batch_linger_is_bounded() -> None:
+    assert SinkSettings().batch_linger_ms == 20
+    assert SinkSettings.from_env({"SINK_BATCH_LINGER_MS": "0"}).batch_linger_ms == 0
+    with pytest.raises(SettingsError) as info:
+        SinkSettings.from_env({"SINK_BATCH_LINGER_MS": "5001"})
+    assert str(info.value) == "SINK_BATCH_LINGER_MS=5001: must be at most 5000"
+
+
 def test_event_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for() -> None:
     assert importlib.util.find_spec("uvloop") is not None, "a dev dependency"
     for settings in (GatewaySettings, SinkSettings):
