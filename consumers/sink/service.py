@@ -23,6 +23,11 @@ from ingest_core.store import Row, RowsRefused, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+# Lag is updated at most this often: polls come up to once per SINK_BATCH_LINGER_MS, and each update
+# costs a call per assigned partition (hundreds, with many datasets), for a gauge scraped every
+# few seconds.
+_LAG_INTERVAL_S = 1.0
+
 
 class SinkService:
     def __init__(
@@ -50,6 +55,7 @@ class SinkService:
             after_poll=self._update_lag,
         )
         self.store_ok = False
+        self._lag_updated = -_LAG_INTERVAL_S
 
     @property
     def dead_letters(self) -> DeadLetterWriter:
@@ -160,7 +166,8 @@ class SinkService:
 
     def _update_lag(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         """Lag per partition; called by the runner between polls (never from a batch)."""
-        if not assigned:
+        now = time.monotonic()
+        if not assigned or now - self._lag_updated < _LAG_INTERVAL_S:
             return
         try:
             positions = consumer.position(assigned)
@@ -172,3 +179,6 @@ class SinkService:
             _low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
             if high >= 0:
                 self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))
+                # Only once a partition has a position: right after an assignment none has, and the
+                # first figures should not wait another interval.
+                self._lag_updated = now
