@@ -1,8 +1,9 @@
-"""The bench's report: medians over rounds, and the overload line when a status got no requests."""
+"""The bench's report: medians over rounds, the overload line when a status got no requests, row latency."""
 
 from __future__ import annotations
 
 from bench.__main__ import Result, median_of, report
+from bench.latency import quantile
 
 OVERLOAD: Result = {
     "offered_connections": 1000.0, "answered_per_s": 5000.0, "shed_share": 0.0, "p99_ms": 9.0,
@@ -21,3 +22,25 @@ def test_an_overload_with_nothing_shed_says_so_rather_than_zero_milliseconds() -
     assert "0% shed with 503 (none answered so)" in text
     assert "answered 200 in p50 2.0 ms, p99 9.0 ms, max 12.0 ms" in text
     assert "p99 of the shed" not in text
+
+
+def test_row_latency_has_a_line_of_its_own_and_its_max_is_judged_against_a_second() -> None:
+    latency: Result = {
+        "offered_per_s": 200.0, "accepted": 2000.0, "rows": 1999.0, "p50_ms": 15.0, "p99_ms": 26.0,
+        "max_ms": 35.5,
+    }  # fmt: skip
+    text = report({"latency_sqlite": latency}, 1, [{"latency_sqlite": latency}])
+    assert (
+        "latency_sqlite: 2,000 single events at 200/s, one at a time, 1,999 rows; each written "
+        "p50 15.0 ms, p99 26.0 ms, max 35.5 ms after the gateway took it."
+    ) in text
+    assert (
+        "| row written after the gateway took the event (sqlite), max ms | 35.50 | 35.50 | ≤ 1000 |" in text
+    )
+    assert "| latency_sqlite |" not in text  # not in the throughput table
+
+
+def test_quantile_is_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (quantile(values, 0.5), quantile(values, 0.99), quantile(values, 1.0)) == (50.0, 99.0, 100.0)
+    assert quantile([7.0], 0.99) == 7.0
