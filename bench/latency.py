@@ -9,14 +9,13 @@ just before its commit. Both clocks are this machine's, at millisecond precision
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from datetime import datetime
 
 import aiohttp
-import asyncpg
 
 from bench.payloads import body
+from tests.support.store import fetch_rows
 
 
 async def post_paced(url: str, rate: float, seconds: float, msgid_prefix: str) -> int:
@@ -38,25 +37,15 @@ async def post_paced(url: str, rate: float, seconds: float, msgid_prefix: str) -
 
 async def row_delays_ms(store_url: str, msgid_prefix: str) -> list[float]:
     """``persisted_at - received_at`` of each row whose msgid starts with the prefix, sorted."""
-    pattern = msgid_prefix + "-%"
-    if store_url.startswith("sqlite:///"):
-        with sqlite3.connect(store_url.removeprefix("sqlite:///").split("?", 1)[0]) as con:
-            pairs = [
-                (datetime.fromisoformat(r), datetime.fromisoformat(p))
-                for r, p in con.execute(
-                    "SELECT received_at, persisted_at FROM records WHERE msgid LIKE ?", (pattern,)
-                )
-            ]
-    else:
-        conn = await asyncpg.connect(store_url)
-        try:
-            rows = await conn.fetch(
-                "SELECT received_at, persisted_at FROM records WHERE msgid LIKE $1", pattern
-            )
-        finally:
-            await conn.close()
-        pairs = [(r["received_at"], r["persisted_at"]) for r in rows]
-    return sorted((p - r).total_seconds() * 1000 for r, p in pairs)
+    delays = []
+    for row in await fetch_rows(store_url):
+        if not row["msgid"].startswith(msgid_prefix + "-"):
+            continue
+        received, persisted = row["received_at"], row["persisted_at"]
+        if isinstance(received, str):  # SQLite keeps ISO 8601 text with its offset
+            received, persisted = datetime.fromisoformat(received), datetime.fromisoformat(persisted)
+        delays.append((persisted - received).total_seconds() * 1000)
+    return sorted(delays)
 
 
 def quantile(sorted_values: list[float], q: float) -> float:
