@@ -7,7 +7,9 @@
    (EVENT_LOOP), with aiokafka and with two workers: req/s, events/s, MB/s, p50/p99/max latency,
    errors, RSS;
 4. the sink: persisted events/s on SQLite and PostgreSQL, draining a filled topic alone, and side by
-   side with the gateway under 100-event batches (accepted vs persisted over the same window);
+   side with the gateway under 100-event batches (accepted vs persisted over the same window); and
+   the bound on it: the store alone writing the same rows decoded beforehand (and PostgreSQL's own
+   COPY of them);
 5. how soon an accepted event is a row: single events at a modest steady rate through the gateway
    while the sink runs, each row's persisted_at less its received_at (SQLite and PostgreSQL);
 6. overload: far more concurrent requests than MAX_INFLIGHT_REQUESTS (from h2load, which logs every
@@ -42,7 +44,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import h2load, procs, wrk
 from bench.latency import post_paced, quantile, row_delays_ms
-from bench.payloads import body, record_value
+from bench.payloads import backlog_value, body
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import LocalBroker, free_port_pair
 from tests.support.postgres import LocalPostgres, find_bindir
@@ -184,9 +186,8 @@ class Bench:
                 "queue.buffering.max.messages": 1_000_000,
             }
         )
-        values = [record_value(i) for i in range(1000)]
         for i in range(total):
-            value = values[i % 1000].replace(b'"bench-0001:', f'"b{i // 1000}:'.encode(), 1)
+            value = backlog_value(i)
             while True:
                 try:
                     producer.produce(topic, value, f"k{i % 97}".encode())
@@ -206,6 +207,22 @@ class Bench:
             return {"events_per_s": rate, "rss_mib": rss}
         finally:
             procs.stop(proc)
+
+    def store_alone(self, store_url_for: Callable[[], str], copy: bool = False) -> Result:
+        """The sink's rows, decoded beforehand, written by the store alone (``bench.store``): a
+        bound on what any sink reaches on this machine. ``copy``: PostgreSQL's own COPY instead."""
+        topic = self.topic("store")  # named in the rows only: nothing is produced to it
+        out = subprocess.run(
+            [
+                sys.executable, "-m", "bench.store", store_url_for(), str(self.registry(topic)), topic,
+                str(self.args.sink_records), *(["copy"] if copy else []),
+            ],
+            capture_output=True, text=True, cwd=procs.ROOT, timeout=900,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(f"bench.store exited {out.returncode}:\n{out.stderr[-4000:]}")
+        result: Result = json.loads(out.stdout.strip().splitlines()[-1])
+        return result
 
     @staticmethod
     def _persisted_at(metrics: str, count: float, timeout_s: float) -> tuple[float, float]:
@@ -407,7 +424,10 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
         return "" if v is None else f"{v:,.{digits}f}"
 
     for name, r in res.items():
-        if name.startswith(("raw_", "plain_", "sink_", "keepup_", "latency_")) or name == "overload":
+        if (
+            name.startswith(("raw_", "plain_", "sink_", "store_", "copy_", "keepup_", "latency_"))
+            or name == "overload"
+        ):
             continue
         lines.append(
             f"| {name} | {fmt(r.get('rps'))} | {fmt(r.get('events_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | "
@@ -427,6 +447,16 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
         if name.startswith("sink_"):
             lines.append(
                 f"| {name} (persisted) | | {fmt(r['events_per_s'])} | | | | | | {fmt(r['rss_mib'])} |"
+            )
+        if name.startswith("store_"):
+            lines.append(
+                f"| {name} (the store alone: the sink's rows decoded beforehand, no Kafka) | | "
+                f"{fmt(r['events_per_s'])} | | | | | | |"
+            )
+        if name.startswith("copy_"):
+            lines.append(
+                f"| {name} (the server alone: the same rows by COPY, one per core) | | "
+                f"{fmt(r['events_per_s'])} | | | | | | |"
             )
     keepups = {k: r for k, r in res.items() if k.startswith("keepup_")}
     for name, r in keepups.items():
@@ -515,6 +545,13 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
             out[f"sink {store} events/s ÷ gateway batch events/s"] = (
                 res[f"sink_{store}"]["events_per_s"] / max(batches),
                 "≥ 1.00",
+            )
+    # Bounds: no sink persists faster than its store writes rows it is handed ready-made.
+    for name in ("store_sqlite", "store_postgres", "copy_postgres"):
+        if name in res and batches:
+            out[f"{name} rows/s ÷ gateway batch events/s (bound on the sink's ratio)"] = (
+                res[name]["events_per_s"] / max(batches),
+                "(reference)",
             )
     for store in ("sqlite", "postgres"):
         if f"keepup_{store}" in res:
@@ -612,6 +649,9 @@ def main() -> int:
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
             ("sink_sqlite", lambda: bench.sink(sqlite_url)),
             ("sink_postgres", lambda: bench.sink(pg_url)),
+            ("store_sqlite", lambda: bench.store_alone(sqlite_url)),
+            ("store_postgres", lambda: bench.store_alone(pg_url)),
+            ("copy_postgres", lambda: bench.store_alone(pg_url, copy=True)),
             ("keepup_sqlite", lambda: bench.sink_keeps_up(sqlite_url)),
             ("keepup_postgres", lambda: bench.sink_keeps_up(pg_url)),
             ("latency_sqlite", lambda: bench.row_latency(sqlite_url)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -40,3 +41,14 @@ def records(count: int) -> list[OutRecord]:
     keys (the dataset's ``key`` field, ``eid``) and headers; what the raw producers send."""
     events = [event(i) for i in range(count)]
     return build_records("example", "bench-0001", events, True, "eid", None, 1711966306164)
+
+
+def backlog_value(i: int) -> bytes:
+    """Record ``i`` of the sink's backlog: ``record_value``'s 1,000 values over and over, each with
+    an event id of its own (``b<i // 1000>:<i % 1000>``), so that every record is a new row."""
+    return _record_values()[i % 1000].replace(b'"bench-0001:', f'"b{i // 1000}:'.encode(), 1)
+
+
+@functools.cache
+def _record_values() -> list[bytes]:
+    return [record_value(i) for i in range(1000)]

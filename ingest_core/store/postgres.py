@@ -23,7 +23,7 @@ _UNAVAILABLE = (
 )  # fmt: skip
 _LOCK_ID = 7_120_431  # advisory lock: one migrating process at a time
 # Row's fields, in Row's order (a unit test holds them together): rows are COPYed as they are.
-_COLUMNS = ("dataset", "event_id", "msgid", "event", "topic", "partition", "offset", "received_at")
+COLUMNS = ("dataset", "event_id", "msgid", "event", "topic", "partition", "offset", "received_at")
 
 
 class PostgresStore:
@@ -84,7 +84,7 @@ class PostgresStore:
         if not rows:
             return 0
         pool = await self._pool_or_connect()
-        # A Row is a tuple of the columns in _COLUMNS' order: COPYed as it is, no copy per row.
+        # A Row is a tuple of the columns in COLUMNS' order: COPYed as it is, no copy per row.
         records = rows
         try:
             async with pool.acquire() as conn, conn.transaction():
@@ -93,7 +93,7 @@ class PostgresStore:
                     # persisted_at is left to its DEFAULT now(), the transaction's start.
                     async with conn.transaction():
                         status = await conn.copy_records_to_table(
-                            "records", records=records, columns=_COLUMNS
+                            "records", records=records, columns=COLUMNS
                         )
                 except asyncpg.UniqueViolationError:
                     # Some key exists (a redelivery after a crash, a msgid posted twice) or repeats

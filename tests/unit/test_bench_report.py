@@ -44,3 +44,26 @@ def test_quantile_is_the_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (quantile(values, 0.5), quantile(values, 0.99), quantile(values, 1.0)) == (50.0, 99.0, 100.0)
     assert quantile([7.0], 0.99) == 7.0
+
+
+def test_the_store_alone_is_reported_as_a_bound_on_the_sinks_ratio() -> None:
+    res: dict[str, Result] = {
+        "gateway_batch100_c32": {"rps": 2000.0, "events_per_s": 200_000.0},
+        "sink_postgres": {"events_per_s": 90_000.0, "rss_mib": 250.0},
+        "store_postgres": {"events_per_s": 130_000.0},
+        "copy_postgres": {"events_per_s": 150_000.0},
+    }
+    text = report(res, 1, [res])
+    assert (
+        "| store_postgres (the store alone: the sink's rows decoded beforehand, no Kafka) | | 130,000 |"
+        in text
+    )
+    assert "| copy_postgres (the server alone: the same rows by COPY, one per core) | | 150,000 |" in text
+    assert (
+        "| store_postgres rows/s ÷ gateway batch events/s (bound on the sink's ratio) | 0.65 | 0.65 |" in text
+    )
+    assert (
+        "| copy_postgres rows/s ÷ gateway batch events/s (bound on the sink's ratio) | 0.75 | 0.75 |" in text
+    )
+    assert "| sink postgres events/s ÷ gateway batch events/s | 0.45 | 0.45 | ≥ 1.00 |" in text
+    assert "| store_postgres |" not in text  # not in the throughput table
