@@ -1,7 +1,9 @@
 """``make bench``: every figure side by side, in one run on one machine, medians of N rounds.
 
 1. raw producers (confluent-kafka, aiokafka): the gateway's records flat out, records/s and MB/s;
-2. a bare aiohttp handler: the HTTP ceiling, req/s;
+2. a bare aiohttp handler: the HTTP ceiling, req/s; and the same handler publishing each body to
+   Kafka through the gateway's publisher before it answers: the bound that acknowledging only after
+   Kafka sets on single events;
 3. the gateway: single events and 100-event batches at concurrency 32 and 128, and single events
    one at a time (the latency of one acknowledged write), on uvloop and on asyncio's own loop
    (EVENT_LOOP), with aiokafka and with two workers: req/s, events/s, MB/s, p50/p99/max latency,
@@ -140,9 +142,14 @@ class Bench:
         result: Result = json.loads(out.stdout.strip().splitlines()[-1])
         return result
 
-    def bare(self) -> Result:
+    def bare(self, publish: bool = False) -> Result:
+        """The bare handler; ``publish``: each body also published through the gateway's publisher,
+        answered once Kafka has acknowledged it (see bench.bare)."""
         port = free_port_pair()
-        proc = procs.start(["-m", "bench.bare", str(port)])
+        topic = [self.topic("bare")] if publish else []
+        proc = procs.start(
+            ["-m", "bench.bare", str(port), *topic], {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        )
         try:
             procs.wait_http(f"http://127.0.0.1:{port}/health")
             url = f"http://127.0.0.1:{port}/v2/data/in/example"
@@ -512,6 +519,17 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
             res["gateway_single_c32"]["rps"] / res["bare_aiohttp_c32"]["rps"],
             "≥ 0.70",
         )
+    if "bare_publish_c32" in res and "bare_aiohttp_c32" in res:
+        # A bound: the gateway does all the bare handler does and waits for Kafka as this one does.
+        out["bare handler publishing to Kafka req/s ÷ bare aiohttp req/s (bound on the single ratio)"] = (
+            res["bare_publish_c32"]["rps"] / res["bare_aiohttp_c32"]["rps"],
+            "(reference)",
+        )
+        if "gateway_single_c32" in res:
+            out["gateway single req/s ÷ bare handler publishing to Kafka req/s"] = (
+                res["gateway_single_c32"]["rps"] / res["bare_publish_c32"]["rps"],
+                "(reference)",
+            )
     raws = [r["records_per_s"] for k, r in res.items() if k.startswith("raw_")]
     # The one-process confluent-kafka gateway: the default configuration.
     batches = [r["events_per_s"] for k, r in res.items() if k.startswith("gateway_batch")]
@@ -633,6 +651,7 @@ def main() -> int:
             # For reference: what "raw" meant until 2026-11-23 (values only, 1,000 keys, no headers).
             ("plain_confluent", lambda: bench.raw_producer("confluent", plain=True)),
             ("bare_aiohttp_c32", bench.bare),
+            ("bare_publish_c32", lambda: bench.bare(publish=True)),
             ("gateway_single_c32", lambda: bench.gateway_load(1, 32)),
             ("gateway_single_c128", lambda: bench.gateway_load(1, 128)),
             ("gateway_single_c1", lambda: bench.gateway_load(1, 1)),

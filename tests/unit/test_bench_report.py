@@ -67,3 +67,19 @@ def test_the_store_alone_is_reported_as_a_bound_on_the_sinks_ratio() -> None:
     )
     assert "| sink postgres events/s ÷ gateway batch events/s | 0.45 | 0.45 | ≥ 1.00 |" in text
     assert "| store_postgres |" not in text  # not in the throughput table
+
+
+def test_the_bare_handler_publishing_to_kafka_is_reported_as_a_bound_on_the_single_ratio() -> None:
+    res: dict[str, Result] = {
+        "bare_aiohttp_c32": {"rps": 20_000.0, "p50_ms": 1.0, "p99_ms": 2.0, "rss_mib": 40.0},
+        "bare_publish_c32": {"rps": 12_000.0, "p50_ms": 2.0, "p99_ms": 4.0, "rss_mib": 60.0},
+        "gateway_single_c32": {"rps": 10_000.0, "events_per_s": 10_000.0, "p99_ms": 9.0},
+    }
+    text = report(res, 1, [res])
+    assert "| bare_publish_c32 | 12,000 |" in text
+    assert (
+        "| bare handler publishing to Kafka req/s ÷ bare aiohttp req/s (bound on the single ratio) | 0.60 | 0.60 |"
+        in text
+    )
+    assert "| gateway single req/s ÷ bare handler publishing to Kafka req/s | 0.83 | 0.83 |" in text
+    assert "| gateway single req/s ÷ bare aiohttp req/s | 0.50 | 0.50 | ≥ 0.70 |" in text
