@@ -2,11 +2,14 @@
 
 ``python -m bench.bare PORT [TOPIC]``; uses uvloop when installed, as the gateway does.
 
-With a topic, each request's body is also published to it as one record through the gateway's own
-publisher (``gateway.app.make_publisher``, configured from the environment as the gateway is:
-acks=all, idempotent, lz4, a 0.2 ms linger), and the answer waits for Kafka's acknowledgement. That
-is what acknowledging only after Kafka costs by itself on this machine (the client's work and the
-broker's, on the same cores): a bound on the single-event requests/s of any gateway that does so.
+With a topic, each request also publishes one record to it through the gateway's own publisher
+(``gateway.app.make_publisher``, configured from the environment as the gateway is: acks=all,
+idempotent, lz4, a 0.2 ms linger), and the answer waits for Kafka's acknowledgement. The record is
+the one the gateway makes of the bench's single event (``bench.payloads.single_record``: the same
+value, key and headers), made once: Kafka gets the same bytes as from the gateway, and nothing of
+the gateway's own work per request is done. That is what acknowledging only after Kafka costs by
+itself on this machine (the client's work and the broker's, on the same cores): a bound on the
+single-event requests/s of any gateway that does so.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
 
 # The gateway's modules are imported only to publish, so that the bare handler loads nothing of it.
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("bench.bare.publisher")
-_KEY = b"bare"  # one key, one partition: as the gateway keys the bench's events (by eid, one value)
 
 
 async def handle(request: web.Request) -> web.Response:
@@ -34,12 +36,14 @@ async def handle(request: web.Request) -> web.Response:
 
 
 def publishing_to(topic: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    from ingest_core.record import OutRecord
+    from bench.payloads import single_record
+
+    record = single_record()
 
     async def handle_publishing(request: web.Request) -> web.Response:
         raw = await request.read()
         doc = orjson.loads(raw)
-        await request.app[PUBLISHER].publish(topic, [OutRecord(_KEY, raw, [])])
+        await request.app[PUBLISHER].publish(topic, [record])
         return web.Response(body=orjson.dumps({"ok": True, "n": len(doc)}), content_type="application/json")
 
     return handle_publishing

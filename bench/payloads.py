@@ -52,3 +52,8 @@ def backlog_value(i: int) -> bytes:
 @functools.cache
 def _record_values() -> list[bytes]:
     return [record_value(i) for i in range(1000)]
+
+
+def single_record() -> OutRecord:
+    """The record the gateway makes of ``body(1)``'s event: its value, key and headers."""
+    return build_records("example", "bench-0001", [event(0)], False, "eid", None, 1711966306164)[0]

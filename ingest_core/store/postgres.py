@@ -92,9 +92,7 @@ class PostgresStore:
                     # The common case has no key twice: COPY straight into the table, under a savepoint.
                     # persisted_at is left to its DEFAULT now(), the transaction's start.
                     async with conn.transaction():
-                        status = await conn.copy_records_to_table(
-                            "records", records=records, columns=COLUMNS
-                        )
+                        status = await conn.copy_records_to_table("records", records=records, columns=COLUMNS)
                 except asyncpg.UniqueViolationError:
                     # Some key exists (a redelivery after a crash, a msgid posted twice) or repeats
                     # within the batch: the savepoint is gone, the slower idempotent path runs.

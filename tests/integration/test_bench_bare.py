@@ -1,17 +1,20 @@
 """The bench's bare handler publishing to Kafka (``bench.bare PORT TOPIC``), on real Kafka: it
-answers only once the body is on the topic, through the gateway's own publisher."""
+answers only once the gateway's record of the bench's event is on the topic, sent through the
+gateway's own publisher."""
 
 from __future__ import annotations
 
 import urllib.request
 
 from bench import procs
-from bench.payloads import body
+from bench.payloads import body, single_record
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import free_port_pair, read_topic, unique
 
 
-def test_each_body_is_on_kafka_when_the_bare_publishing_handler_answers(kafka_bootstrap: str) -> None:
+def test_each_request_is_a_gateway_record_on_kafka_when_the_bare_publishing_handler_answers(
+    kafka_bootstrap: str,
+) -> None:
     topic = unique("bench-bare")
     ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1)])
     port = free_port_pair()
@@ -24,7 +27,10 @@ def test_each_body_is_on_kafka_when_the_bare_publishing_handler_answers(kafka_bo
             with urllib.request.urlopen(request, timeout=30) as resp:
                 assert resp.status == 200
         records = read_topic(kafka_bootstrap, topic, 3, timeout_s=30)
-        assert [m.value() for m in records] == sent
-        assert {m.key() for m in records} == {b"bare"}
+        expected = single_record()
+        assert len(records) == len(sent)
+        for m in records:
+            assert (m.key(), m.value()) == (expected.key, expected.value)
+            assert list(m.headers() or []) == [tuple(h) for h in expected.headers]
     finally:
         procs.stop(proc)
