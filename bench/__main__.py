@@ -1,9 +1,9 @@
 """``make bench``: every figure side by side, in one run on one machine, medians of N rounds.
 
 1. raw producers (confluent-kafka, aiokafka): the gateway's records flat out, records/s and MB/s;
-2. a bare aiohttp handler: the HTTP ceiling, req/s; and the same handler publishing each body to
-   Kafka through the gateway's publisher before it answers: the bound that acknowledging only after
-   Kafka sets on single events;
+2. a bare aiohttp handler: the HTTP ceiling, req/s; and the same handler publishing the gateway's
+   record of the bench's event to Kafka through the gateway's publisher before it answers: the
+   bound that acknowledging only after Kafka sets on single events;
 3. the gateway: single events and 100-event batches at concurrency 32 and 128, and single events
    one at a time (the latency of one acknowledged write), on uvloop and on asyncio's own loop
    (EVENT_LOOP), with aiokafka and with two workers: req/s, events/s, MB/s, p50/p99/max latency,
