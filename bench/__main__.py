@@ -415,6 +415,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+# The bounds on the sink, by scenario prefix: what each wrote, for the table.
+_BOUNDS = {
+    "store": "the store alone: the sink's rows decoded beforehand, no Kafka",
+    "copy": "the server alone: the same rows by COPY, one per core",
+}
+
+
 def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | None = None) -> str:
     """The Markdown tables. ``rounds``: each round's own figures, for each ratio round by round."""
     lines = [
@@ -455,16 +462,9 @@ def report(res: dict[str, Result], runs: int, rounds: list[dict[str, Result]] | 
             lines.append(
                 f"| {name} (persisted) | | {fmt(r['events_per_s'])} | | | | | | {fmt(r['rss_mib'])} |"
             )
-        if name.startswith("store_"):
-            lines.append(
-                f"| {name} (the store alone: the sink's rows decoded beforehand, no Kafka) | | "
-                f"{fmt(r['events_per_s'])} | | | | | | |"
-            )
-        if name.startswith("copy_"):
-            lines.append(
-                f"| {name} (the server alone: the same rows by COPY, one per core) | | "
-                f"{fmt(r['events_per_s'])} | | | | | | |"
-            )
+        bound = _BOUNDS.get(name.split("_", 1)[0])
+        if bound is not None:
+            lines.append(f"| {name} ({bound}) | | {fmt(r['events_per_s'])} | | | | | | |")
     keepups = {k: r for k, r in res.items() if k.startswith("keepup_")}
     for name, r in keepups.items():
         lines.append(
