@@ -82,6 +82,8 @@ def _copy_text(row: Row) -> str:
 
 
 async def server_copy(url: str, rows: list[Row]) -> float:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"copy measures PostgreSQL's own COPY: {url.split(':', 1)[0]} has none")
     store = open_store(url)
     await store.migrate()
     await store.close()

@@ -65,3 +65,12 @@ def test_too_few_rows_for_a_warm_up_is_an_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode != 0
     assert "at least two batches" in out.stderr
+
+
+def test_copy_on_sqlite_is_an_error_naming_why(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.store", f"sqlite:///{tmp_path}/x.db", str(_registry(tmp_path)), TOPIC, str(ROWS), "copy"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "copy measures PostgreSQL's own COPY: sqlite has none" in out.stderr
