@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumers.dlq import DeadLetter, DeadLetterError, DeadLetterWriter
 from consumers.runner import BatchRunner
-from consumers.sink.decode import Decoder, Rejected
+from consumers.sink.decode import Decoder
 from consumers.sink.metrics import SinkMetrics
 from consumers.sink.settings import SinkSettings
 from ingest_core.registry import Registry
@@ -76,16 +76,8 @@ class SinkService:
     async def handle_batch(self, messages: Sequence[Message]) -> bool:
         """Persist or dead-letter every message; True when done, False when stopping first."""
         start = time.perf_counter()
-        rows: list[Row] = []
-        letters: list[DeadLetter] = []
-        for msg in messages:
-            out = self._decoder.decode(
-                msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.value()
-            )
-            if isinstance(out, Rejected):
-                letters.append(DeadLetter(msg, out.reason, out.error))
-            else:
-                rows.append(out)
+        rows, refused = self._decoder.decode_all(messages)
+        letters = [DeadLetter(messages[i], out.reason, out.error) for i, out in refused]
         self._metrics.consumed.inc(len(messages))
         self._metrics.batch_size.observe(len(messages))
         backoff = 0.1
