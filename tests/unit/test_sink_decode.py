@@ -246,6 +246,13 @@ _VALUES: list[Any] = [
 
 _NAMES = ["eid", "uid", "ets", "date", "x", "dataset"]
 
+# A good event per dataset (compiled schema, dedup key, no schema), for the mutations to start from.
+_SEEDS: list[tuple[str, dict[str, Any]]] = [
+    ("t.example", {"eid": "E", "ets": 5, "date": "d", "x": [1, {"y": None}]}),
+    ("t.dedup", {"uid": "u", "x": 1}),
+    ("t.plain", {"a": {"b": [1, 2]}}),
+]
+
 
 def _verdict(out: Row | Rejected) -> Any:
     if isinstance(out, Rejected):
@@ -256,14 +263,9 @@ def _verdict(out: Row | Rejected) -> Any:
 
 def test_every_record_gets_the_verdict_the_general_path_gives_it() -> None:
     rng = random.Random(7)
-    seeds: list[tuple[str, dict[str, Any]]] = [
-        ("t.example", {"eid": "E", "ets": 5, "date": "d", "x": [1, {"y": None}]}),
-        ("t.dedup", {"uid": "u", "x": 1}),
-        ("t.plain", {"a": {"b": [1, 2]}}),
-    ]
     rows = 0
     for _ in range(20000):
-        topic, event = rng.choice(seeds)
+        topic, event = rng.choice(_SEEDS)
         record = orjson.loads(build_value(topic[2:], "m", "m:1", event, 1_700_000_000_000))
         doc = mutate(rng, record, _VALUES, _NAMES)
         value = json.dumps(doc, ensure_ascii=rng.random() < 0.5).encode()
@@ -275,14 +277,9 @@ def test_every_record_gets_the_verdict_the_general_path_gives_it() -> None:
 
 def test_decode_all_gives_each_record_what_decode_gives_it() -> None:
     rng = random.Random(11)
-    seeds: list[tuple[str, dict[str, Any]]] = [
-        ("t.example", {"eid": "E", "ets": 5, "date": "d", "x": [1, {"y": None}]}),
-        ("t.dedup", {"uid": "u", "x": 1}),
-        ("t.plain", {"a": {"b": [1, 2]}}),
-    ]
     messages = []
     for offset in range(5000):
-        topic, event = rng.choice(seeds)
+        topic, event = rng.choice(_SEEDS)
         doc = orjson.loads(build_value(topic[2:], "m", f"m:{offset}", event, 1_700_000_000_000 + offset % 7))
         if rng.random() < 0.5:
             doc = mutate(rng, doc, _VALUES, _NAMES)
