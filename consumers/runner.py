@@ -7,9 +7,13 @@ idempotent writes make harmless.
 
 Up to ``max_in_flight`` batches are handled at once, so that decoding one batch overlaps the
 database writing the previous one (measured: the sink and PostgreSQL otherwise take turns at ~50%
-CPU each). The loop commits asynchronously, between polls. A rebalance runs inside a poll: its
-revoke callback waits until every batch in flight is persisted, then commits them synchronously
-from the polling thread, so partitions are given up with everything done on them committed.
+CPU each), and no batch is polled while the values of those in flight reach ``max_in_flight_bytes``:
+the count alone would let large records hold gigabytes (4 batches of 5,000 records of 1 MiB). A
+batch is polled whole, so the bytes in flight stay below that bound plus one poll, which
+librdkafka's prefetch queue bounds in its turn. The loop commits asynchronously, between polls. A
+rebalance runs inside a poll: its revoke callback waits until every batch in flight is persisted,
+then commits them synchronously from the polling thread, so partitions are given up with everything
+done on them committed.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class BatchRunner:
         linger_s: float = 0.02,
         client_id: str = "ingest-consumer",
         max_in_flight: int = 2,
+        max_in_flight_bytes: int = 64 * 1024 * 1024,
         revoke_wait_s: float = 60.0,
         after_poll: Callable[[Consumer, list[TopicPartition]], None] | None = None,
     ) -> None:
@@ -53,14 +58,17 @@ class BatchRunner:
         self._poll_timeout_s = poll_timeout_s
         self._linger_s = linger_s
         self._max_in_flight = max_in_flight
+        self._max_in_flight_bytes = max_in_flight_bytes
         # Called on the loop between polls, the only time anything but the poll may use the
         # consumer: librdkafka serialises calls such as position() with the rebalance callback,
         # which waits for the batches in flight, so a batch must never call the consumer itself.
         self._after_poll = after_poll
         self._revoke_wait_s = revoke_wait_s
-        # Batches in poll order: their offsets, and the task persisting them (True: done;
-        # False: abandoned because the service is stopping). Shared with the revoke callback.
-        self._pending: deque[tuple[list[TopicPartition], asyncio.Task[bool]]] = deque()
+        # Batches in poll order: their offsets, the task persisting them (True: done; False:
+        # abandoned because the service is stopping) and their values' bytes. Shared with the
+        # revoke callback; _pending_bytes is their sum.
+        self._pending: deque[tuple[list[TopicPartition], asyncio.Task[bool], int]] = deque()
+        self._pending_bytes = 0
         self._lock = threading.Lock()
         # Set while every pending batch is persisted; the revoke callback waits on it.
         self._all_persisted = threading.Event()
@@ -103,7 +111,8 @@ class BatchRunner:
             log.warning("revoking partitions while a batch is still being persisted")
         with self._lock:
             while self._pending and _persisted(self._pending[0][1]):
-                offsets, _task = self._pending.popleft()
+                offsets, _task, size = self._pending.popleft()
+                self._pending_bytes -= size
                 try:
                     consumer.commit(offsets=offsets, asynchronous=False)
                 except KafkaException as exc:
@@ -140,7 +149,7 @@ class BatchRunner:
             self._stopping = True
             # Let every batch in flight finish (persisted, or abandoned while retrying), then
             # commit the persisted ones from the head: nothing may use the store after this.
-            in_flight = [task for _offsets, task in self._pending]
+            in_flight = [task for _offsets, task, _size in self._pending]
             if in_flight:
                 await asyncio.wait(in_flight)
             with contextlib.suppress(Exception):
@@ -178,27 +187,33 @@ class BatchRunner:
             TopicPartition(topic or "", partition or 0, (offset or 0) + 1)
             for (topic, partition), offset in last.items()
         ]
+        size = sum(map(len, batch))  # the values' bytes (Message.__len__)
         task = asyncio.create_task(self._handle(batch))
         with self._lock:
-            self._pending.append((offsets, task))
+            self._pending.append((offsets, task, size))
+            self._pending_bytes += size
             self._all_persisted.clear()
         task.add_done_callback(self._on_task_done)
 
     def _on_task_done(self, _task: asyncio.Task[bool]) -> None:
         with self._lock:
-            if all(task.done() for _offsets, task in self._pending):
+            if all(task.done() for _offsets, task, _size in self._pending):
                 self._all_persisted.set()
 
     async def _commit_persisted(self, room_for: int) -> bool:
         """Commit persisted batches from the head, in poll order, until at most ``max_in_flight -
-        room_for`` remain in flight (waiting for the oldest as needed). False: a batch was abandoned.
+        room_for`` remain in flight, holding less than ``max_in_flight_bytes`` (waiting for the
+        oldest as needed). False: a batch was abandoned.
         """
         while True:
             with self._lock:
                 if not self._pending:
                     return True
-                offsets, task = self._pending[0]
-                crowded = len(self._pending) > self._max_in_flight - room_for
+                offsets, task, size = self._pending[0]
+                crowded = (
+                    len(self._pending) > self._max_in_flight - room_for
+                    or self._pending_bytes >= self._max_in_flight_bytes
+                )
             if not task.done():
                 if not crowded:
                     return True
@@ -209,6 +224,7 @@ class BatchRunner:
             with self._lock:
                 if self._pending and self._pending[0][1] is task:
                     self._pending.popleft()
+                    self._pending_bytes -= size
 
     def _note_errors(self, messages: list[Message]) -> None:
         """Log the errors polled among ``messages``, and note whether Kafka is reachable."""

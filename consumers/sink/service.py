@@ -51,6 +51,7 @@ class SinkService:
             batch_size=settings.batch_size,
             linger_s=settings.batch_linger_ms / 1000,
             max_in_flight=settings.batches_in_flight,
+            max_in_flight_bytes=settings.max_inflight_bytes,
             client_id="ingest-sink",
             after_poll=self._update_lag,
         )

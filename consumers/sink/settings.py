@@ -22,6 +22,8 @@ class SinkSettings:
     batch_size: int = 5000  # SINK_BATCH_SIZE: most records per poll and per transaction
     batch_linger_ms: int = 20  # SINK_BATCH_LINGER_MS: how long a batch waits to fill after its first record
     batches_in_flight: int = 4  # SINK_BATCHES_IN_FLIGHT: polled batches being persisted at once
+    # SINK_MAX_INFLIGHT_BYTES: no batch is polled while those in flight hold this many bytes of values
+    max_inflight_bytes: int = 64 * 1024 * 1024
     max_backoff_ms: int = 5000  # SINK_MAX_BACKOFF_MS: cap of the retry backoff when the store is down
     log_level: str = "info"  # LOG_LEVEL
     event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
@@ -41,6 +43,7 @@ class SinkSettings:
             batch_size=env_int(env, "SINK_BATCH_SIZE", d.batch_size, minimum=1),
             batch_linger_ms=env_int(env, "SINK_BATCH_LINGER_MS", d.batch_linger_ms, minimum=0, maximum=5000),
             batches_in_flight=env_int(env, "SINK_BATCHES_IN_FLIGHT", d.batches_in_flight, minimum=1),
+            max_inflight_bytes=env_int(env, "SINK_MAX_INFLIGHT_BYTES", d.max_inflight_bytes, minimum=1),
             max_backoff_ms=env_int(env, "SINK_MAX_BACKOFF_MS", d.max_backoff_ms, minimum=10),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             event_loop=event_loop_from_env(env),

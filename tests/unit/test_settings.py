@@ -77,6 +77,11 @@ def test_sink_defaults_and_batches_in_flight() -> None:
     with pytest.raises(SettingsError) as info:
         SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "0"})
     assert str(info.value).startswith("SINK_BATCHES_IN_FLIGHT=0: must be at least 1")
+    assert SinkSettings().max_inflight_bytes == 64 * 1024 * 1024
+    assert SinkSettings.from_env({"SINK_MAX_INFLIGHT_BYTES": "1048576"}).max_inflight_bytes == 1048576
+    with pytest.raises(SettingsError) as info:
+        SinkSettings.from_env({"SINK_MAX_INFLIGHT_BYTES": "0"})
+    assert str(info.value).startswith("SINK_MAX_INFLIGHT_BYTES=0: must be at least 1")
 
 
 def test_sink_batch_linger_is_bounded() -> None:
