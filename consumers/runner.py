@@ -8,7 +8,7 @@ idempotent writes make harmless.
 Up to ``max_in_flight`` batches are handled at once, so that decoding one batch overlaps the
 database writing the previous one (measured: the sink and PostgreSQL otherwise take turns at ~50%
 CPU each), and no batch is polled while the values of those in flight reach ``max_in_flight_bytes``:
-the count alone would let large records hold gigabytes (4 batches of 5,000 records of 1 MiB). A
+the count alone would let large records hold gigabytes (8 batches of 5,000 records of 1 MiB). A
 batch is polled whole, so the bytes in flight stay below that bound plus one poll, which
 librdkafka's prefetch queue bounds in its turn. The loop commits asynchronously, between polls. A
 rebalance runs inside a poll: its revoke callback waits until every batch in flight is persisted,

@@ -21,7 +21,7 @@ class SinkSettings:
     port: int = 9101  # SINK_PORT
     batch_size: int = 5000  # SINK_BATCH_SIZE: most records per poll and per transaction
     batch_linger_ms: int = 20  # SINK_BATCH_LINGER_MS: how long a batch waits to fill after its first record
-    batches_in_flight: int = 4  # SINK_BATCHES_IN_FLIGHT: polled batches being persisted at once
+    batches_in_flight: int = 8  # SINK_BATCHES_IN_FLIGHT: polled batches being persisted at once
     # SINK_MAX_INFLIGHT_BYTES: no batch is polled while those in flight hold this many bytes of values
     max_inflight_bytes: int = 64 * 1024 * 1024
     max_backoff_ms: int = 5000  # SINK_MAX_BACKOFF_MS: cap of the retry backoff when the store is down

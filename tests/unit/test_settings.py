@@ -73,7 +73,8 @@ def test_in_flight_bounds_default_and_must_fit_the_largest_request() -> None:
 
 def test_sink_defaults_and_batches_in_flight() -> None:
     assert SinkSettings.from_env({}) == SinkSettings()
-    assert SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "8"}).batches_in_flight == 8
+    assert SinkSettings().batches_in_flight == 8
+    assert SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "4"}).batches_in_flight == 4
     with pytest.raises(SettingsError) as info:
         SinkSettings.from_env({"SINK_BATCHES_IN_FLIGHT": "0"})
     assert str(info.value).startswith("SINK_BATCHES_IN_FLIGHT=0: must be at least 1")
