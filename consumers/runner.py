@@ -66,9 +66,8 @@ class BatchRunner:
         self._revoke_wait_s = revoke_wait_s
         # Batches in poll order: their offsets, the task persisting them (True: done; False:
         # abandoned because the service is stopping) and their values' bytes. Shared with the
-        # revoke callback; _pending_bytes is their sum.
+        # revoke callback.
         self._pending: deque[tuple[list[TopicPartition], asyncio.Task[bool], int]] = deque()
-        self._pending_bytes = 0
         self._lock = threading.Lock()
         # Set while every pending batch is persisted; the revoke callback waits on it.
         self._all_persisted = threading.Event()
@@ -111,8 +110,7 @@ class BatchRunner:
             log.warning("revoking partitions while a batch is still being persisted")
         with self._lock:
             while self._pending and _persisted(self._pending[0][1]):
-                offsets, _task, size = self._pending.popleft()
-                self._pending_bytes -= size
+                offsets, _task, _size = self._pending.popleft()
                 try:
                     consumer.commit(offsets=offsets, asynchronous=False)
                 except KafkaException as exc:
@@ -191,7 +189,6 @@ class BatchRunner:
         task = asyncio.create_task(self._handle(batch))
         with self._lock:
             self._pending.append((offsets, task, size))
-            self._pending_bytes += size
             self._all_persisted.clear()
         task.add_done_callback(self._on_task_done)
 
@@ -209,10 +206,11 @@ class BatchRunner:
             with self._lock:
                 if not self._pending:
                     return True
-                offsets, task, size = self._pending[0]
+                offsets, task, _size = self._pending[0]
                 crowded = (
                     len(self._pending) > self._max_in_flight - room_for
-                    or self._pending_bytes >= self._max_in_flight_bytes
+                    # At most max_in_flight batches: summed each time rather than kept.
+                    or sum(size for _offsets, _task, size in self._pending) >= self._max_in_flight_bytes
                 )
             if not task.done():
                 if not crowded:
@@ -224,7 +222,6 @@ class BatchRunner:
             with self._lock:
                 if self._pending and self._pending[0][1] is task:
                     self._pending.popleft()
-                    self._pending_bytes -= size
 
     def _note_errors(self, messages: list[Message]) -> None:
         """Log the errors polled among ``messages``, and note whether Kafka is reachable."""
