@@ -177,13 +177,52 @@ def test_brackets_inside_strings_do_not_make_an_event_too_deep() -> None:
     assert orjson.loads(out.event_json) == event
 
 
-def test_a_record_that_breaks_the_decoder_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*_args: object) -> None:
+_INTERNAL = Rejected("internal", "the sink could not decode this record: KeyError")
+
+
+def _records(topic: str, values: list[bytes]) -> list[Message]:
+    return [Message(topic=topic, partition=0, offset=o, value=v) for o, v in enumerate(values)]
+
+
+# The compiled path takes the first; the second's dedup key is beyond what it reads alike.
+@pytest.mark.parametrize("event", [b'{"uid": "u"}', b'{"uid": 1180591620717411303424}'])
+def test_a_record_that_breaks_the_decoder_is_rejected_not_raised(
+    monkeypatch: pytest.MonkeyPatch, event: bytes
+) -> None:
+    decoder = Decoder(REGISTRY)  # its own: the converted timestamps are cached
+    real = decoder._receive
+
+    def broken(syncts: float) -> datetime:
+        if syncts == 13:
+            raise KeyError("a bug")
+        return real(syncts)
+
+    monkeypatch.setattr(decoder, "_receive", broken)
+    good, bad = (
+        b'{"dataset": "dedup", "msgid": "m", "event_id": "m", "event": %s, "obsrv_meta": {"syncts": %d}}'
+        % (event, syncts)
+        for syncts in (1, 13)
+    )
+    assert decoder.decode("t.dedup", 0, 0, bad) == _INTERNAL
+    assert (decoder._compiled_row(_records("t.dedup", [good])[0]) is not None) == (event == b'{"uid": "u"}')
+    # The records around it are decoded.
+    rows, refused = decoder.decode_all(_records("t.dedup", [good, bad, good]))
+    assert [row.offset for row in rows] == [0, 2]
+    assert refused == [(1, _INTERNAL)]
+
+
+def test_a_bug_on_the_compiled_path_is_reported_not_handed_to_the_general_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # scalar_text is the compiled path's alone: were its bug caught there, the general path would
+    # store the record as though nothing had happened.
+    def broken(_value: object) -> str:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(DECODER, "_checked_row", broken)
-    out = DECODER.decode("t.example", 0, 0, build_value("example", "m", "m", {"eid": "E"}, 1))
-    assert out == Rejected("internal", "the sink could not decode this record: KeyError")
+    monkeypatch.setattr("consumers.sink.decode.scalar_text", broken)
+    value = build_value("dedup", "m", "m", {"uid": "u"}, 1)
+    assert DECODER.decode("t.dedup", 0, 0, value) == _INTERNAL
+    assert DECODER.decode_all(_records("t.dedup", [value])) == ([], [(0, _INTERNAL)])
 
 
 @pytest.mark.parametrize(
