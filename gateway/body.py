@@ -63,24 +63,46 @@ def _expects_continue(request: web.Request) -> bool:
     return request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
 
 
+_INCOMPLETE: Final = "Request body is incomplete: the connection broke while it was read"
+
+
+def received_body(request: web.Request, coding: str | None, limit: int) -> bytes | None:
+    """The request's body, decoded, when it has already come in full (with its headers: nearly
+    every request); None when more is to come, which ``read_body`` then waits for. Raises as
+    ``read_body`` does.
+
+    Taken from aiohttp's buffer as it lies: ``request.read()`` would await twice and copy it, ~1 µs
+    of a single-event request. A client expecting ``100 Continue`` that sent its body anyway is
+    not sent one, which RFC 9110 allows once the content is in.
+    """
+    content = request.content
+    if not content.is_eof():
+        return None
+    try:
+        raw = content.read_nowait()
+    except (ConnectionResetError, web.RequestPayloadError):
+        raise InvalidInput(_INCOMPLETE) from None
+    # aiohttp's own check (client_max_size) is in request.read(), not here; a body of announced
+    # length was checked against the limit before it was read.
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
+    return raw if coding is None else decode(raw, coding, limit)
+
+
 async def read_body(request: web.Request, coding: str | None, limit: int, timeout_s: float) -> bytes:
-    """The request's body, decoded; raises PayloadTooLarge, BodyTimeout and InvalidInput (the body
-    broke off, or is not valid in its coding). Call it once the request may send its body: a
-    client that waits for ``100 Continue`` is sent it here."""
+    """The request's body, decoded, once it has come in (see ``received_body``); raises
+    PayloadTooLarge, BodyTimeout and InvalidInput (the body broke off, or is not valid in its
+    coding). Call it once the request may send its body: a client that waits for ``100 Continue``
+    is sent it here."""
     if _expects_continue(request):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         # As aiohttp's own handler does: the interim answer is not part of the response's size.
         request.writer.output_size = 0
     try:
-        if request.content.is_eof():
-            # Already received in full (a body that came with its headers: nearly every request):
-            # no timer to set.
+        # A client that announces a body and stalls would hold its share of the in-flight bounds
+        # for as long as it keeps the connection open.
+        async with asyncio.timeout(timeout_s):
             raw = await request.read()
-        else:
-            # A client that announces a body and stalls would hold its share of the in-flight
-            # bounds for as long as it keeps the connection open.
-            async with asyncio.timeout(timeout_s):
-                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body exceeds {limit} bytes") from None
     except TimeoutError:
@@ -89,7 +111,7 @@ async def read_body(request: web.Request, coding: str | None, limit: int, timeou
         # The client went away mid-body (ConnectionResetError), or aiohttp could not take the body
         # in (RequestPayloadError): the client's doing, not a failure of ours to log as one. (A
         # chunk aiohttp cannot parse leaves the body without an end: BodyTimeout, above.)
-        raise InvalidInput("Request body is incomplete: the connection broke while it was read") from None
+        raise InvalidInput(_INCOMPLETE) from None
     return raw if coding is None else decode(raw, coding, limit)
 
 

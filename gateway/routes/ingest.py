@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from gateway.body import content_coding, expect_continue, read_body
+from gateway.body import content_coding, expect_continue, read_body, received_body
 from gateway.context import CONTEXT
 from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.handling import MSGID_KEY, Routes
@@ -44,7 +44,9 @@ async def ingest(request: web.Request) -> web.Response:
     admission.admit(held)
     events = 0
     try:
-        body = await read_body(request, coding, ctx.max_body_bytes, ctx.body_timeout_s)
+        body = received_body(request, coding, ctx.max_body_bytes)
+        if body is None:
+            body = await read_body(request, coding, ctx.max_body_bytes, ctx.body_timeout_s)
         if len(body) != held:
             admission.resize(held, len(body))
             held = len(body)
