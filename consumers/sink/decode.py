@@ -238,7 +238,11 @@ class Decoder:
 
     def _decode_other(self, topic: str, partition: int, offset: int, value: bytes | None) -> Row | Rejected:
         """What ``_compiled_row`` declined: parsed once for its dataset's schema, or by the general
-        path when the fast decoders refuse it, so the schemas decide and word every error."""
+        path when the fast decoders refuse it, so the schemas decide and word every error.
+
+        Its first checks repeat ``_compiled_row``'s, for the few records it declines: passing their
+        outcome along would cost every record more than repeating them costs these.
+        """
         if value is None:
             return Rejected("not_json", "record has no value")
         if may_hold_nul(value) and _stored_fields_hold_nul(value):
