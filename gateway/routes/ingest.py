@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from gateway.body import content_coding, expect_continue, read_body, received_body
+from gateway.body import content_coding, expect_continue, read_body, received_body, too_large
 from gateway.context import CONTEXT
-from gateway.errors import InvalidInput, PayloadTooLarge
+from gateway.errors import InvalidInput
 from gateway.handling import MSGID_KEY, Routes
 from gateway.ingest import Ingestor, Prepared, msgid_of
 from gateway.responses import success_body
@@ -36,7 +36,7 @@ async def ingest(request: web.Request) -> web.Response:
     coding = content_coding(request)
     length = request.content_length
     if length is not None and length > ctx.max_body_bytes:
-        raise PayloadTooLarge(f"Request body exceeds {ctx.max_body_bytes} bytes")
+        raise too_large(ctx.max_body_bytes)
     # A body of unannounced length (chunked), or compressed, holds the most it may be until it has
     # been read and decoded.
     held = length if length is not None and coding is None else ctx.max_body_bytes
