@@ -24,11 +24,13 @@ import msgspec
 
 from gateway.errors import DatasetNotFound, InvalidInput, PayloadTooLarge, TopicNotDefined
 from gateway.publisher import DEFAULT_MAX_RECORD_BYTES
+from ingest_core.event_types import EventType
 from ingest_core.paths import schema_path
 from ingest_core.record import (
     MAX_EVENT_DEPTH,
     EventTooDeep,
     OutRecord,
+    build_raw_record,
     build_raw_records,
     build_records,
     holds_nul,
@@ -36,7 +38,7 @@ from ingest_core.record import (
     reads_alike,
 )
 from ingest_core.record import may_hold_nul as bytes_may_hold_nul
-from ingest_core.registry import Registry
+from ingest_core.registry import Dataset, Registry
 from ingest_core.validation import SchemaValidator
 
 
@@ -176,13 +178,11 @@ class Ingestor:
                     pass
             if envelope is None:
                 envelope = _decode_single(body)
-            if isinstance(envelope, _Batch):
-                batch, events = True, envelope.data
-                if len(events) > self._max_batch:
-                    return None
-            else:
-                # Anything but an object is refused by the event's type below.
-                batch, events = False, [envelope.data]
+            if isinstance(envelope, _Single):
+                return self._prepare_single(dataset, dataset.entry_topic, event_type, envelope, len(body))
+            events = envelope.data
+            if len(events) > self._max_batch:
+                return None
             decoded = []
             for event in events:
                 if may_nest_too_deeply(event):
@@ -197,12 +197,33 @@ class Ingestor:
             if values is not None and not all(map(reads_alike, values)):
                 return None
         msgid = envelope.params.msgid
-        records = build_raw_records(dataset.id, msgid, events, keys, dedups, batch, int(time.time() * 1000))
+        records = build_raw_records(dataset.id, msgid, events, keys, dedups, int(time.time() * 1000))
         if len(body) * _RAW_SHARE + _RAW_SLACK >= self._max_record and _first_too_large(
             records, self._max_record
         ):
             return None  # prepare words the error
         return Prepared(dataset=dataset.id, topic=dataset.entry_topic, records=records, msgid=msgid)
+
+    def _prepare_single(
+        self, dataset: Dataset, topic: str, event_type: EventType, envelope: _Single, size: int
+    ) -> Prepared | None:
+        """``prepare_raw`` of a request of one event, without the lists and loops of a batch's: ~1 µs
+        less in a microbenchmark, ~3 µs of the loop's CPU per request in the server (README,
+        Performance). Raises what msgspec raises for an event it refuses."""
+        event = envelope.data
+        if may_nest_too_deeply(event):
+            return None
+        # Anything but an object is refused by the event's type.
+        decoded = event_type.decode(event)
+        key = None if dataset.key is None else event_type.field(decoded, dataset.key)
+        dedup = None if dataset.dedup_key is None else event_type.field(decoded, dataset.dedup_key)
+        if not (reads_alike(key) and reads_alike(dedup)):
+            return None
+        msgid = envelope.params.msgid
+        record = build_raw_record(dataset.id, msgid, event, key, dedup, int(time.time() * 1000))
+        if size * _RAW_SHARE + _RAW_SLACK >= self._max_record and record_size(record) > self._max_record:
+            return None  # prepare words the error
+        return Prepared(dataset.id, topic, [record], msgid)
 
     def prepare(self, dataset_id: str, doc: Any, may_hold_nul: bool = True) -> Prepared:
         """Check a parsed request and build its records.

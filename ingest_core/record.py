@@ -11,6 +11,7 @@ Headers: ``dataset``, ``event_id`` and ``msgid`` (UTF-8).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -190,23 +191,53 @@ def build_records(
     return records
 
 
+@functools.lru_cache(maxsize=1024)
+def _dataset_framing(dataset: str) -> tuple[bytes, tuple[str, bytes]]:
+    """What every record of ``dataset`` starts with (``{"dataset":<id>,"msgid":``), and its dataset
+    header: made once per dataset rather than per request."""
+    return b'{"dataset":%b,"msgid":' % _dumps(dataset), (HEADER_DATASET, dataset.encode())
+
+
+def build_raw_record(
+    dataset: str, msgid: str, event: msgspec.Raw, key: Any, dedup: Any, syncts_ms: int
+) -> OutRecord:
+    """``build_raw_records`` of a request of one event (not a batch): the same record, without the
+    loop and what a batch's records share (~0.75 µs against ~1.05 µs)."""
+    opening, dataset_header = _dataset_framing(dataset)
+    msgid_json = _dumps(msgid)
+    msgid_bytes = msgid.encode()
+    dedup_text = scalar_text(dedup)
+    if dedup_text is None:
+        event_id, id_json = msgid_bytes, msgid_json
+    else:
+        event_id, id_json = dedup_text.encode(), _dumps(dedup_text)
+    value = b"".join(
+        (opening, msgid_json, b',"event_id":', id_json, b',"event":', event, _API_TAIL % syncts_ms)
+    )
+    key_text = scalar_text(key)
+    headers = [dataset_header, (HEADER_EVENT_ID, event_id), (HEADER_MSGID, msgid_bytes)]
+    return _new_record(OutRecord, (msgid_bytes if key_text is None else key_text.encode(), value, headers))
+
+
 def build_raw_records(
     dataset: str, msgid: str, events: Sequence[msgspec.Raw], keys: Sequence[Any] | None,
-    dedups: Sequence[Any] | None, indexed: bool, syncts_ms: int,
+    dedups: Sequence[Any] | None, syncts_ms: int,
 ) -> list[OutRecord]:  # fmt: skip
-    """``build_records`` for events kept as the JSON they came in (checked, not parsed): each value
-    is that JSON set into the record's own, byte for byte what ``build_value`` makes of the parsed
-    event when the event's JSON is as orjson writes it.
+    """``build_records`` for a batch of events kept as the JSON they came in (checked, not parsed):
+    each value is that JSON set into the record's own, byte for byte what ``build_value`` makes of
+    the parsed event when the event's JSON is as orjson writes it. (One event sent as ``data``
+    itself, not in a list: ``build_raw_record``.)
 
     ``keys`` and ``dedups``: each event's ``key`` and ``dedup_key`` field (None or UNSET where
     absent), or None when the dataset has no such field. ~0.5 µs per event.
     """
+    opening, dataset_header = _dataset_framing(dataset)
     msgid_json = _dumps(msgid)
-    before_id = b'{"dataset":%b,"msgid":%b,"event_id":' % (_dumps(dataset), msgid_json)
+    before_id = b'%b%b,"event_id":' % (opening, msgid_json)
     # The common id, <msgid>:<n>, is written into msgid's JSON string: digits need no escaping.
     before_index = before_id + msgid_json[:-1]
     tail = _API_TAIL % syncts_ms
-    dataset_header, msgid_header = (HEADER_DATASET, dataset.encode()), (HEADER_MSGID, msgid.encode())
+    msgid_header = (HEADER_MSGID, msgid.encode())
     msgid_key = msgid_bytes = msgid.encode()
     records = []
     for i, event in enumerate(events):
@@ -214,12 +245,9 @@ def build_raw_records(
         if dedup is not None:
             event_id = dedup.encode()
             value = b"".join((before_id, _dumps(dedup), b',"event":', event, tail))
-        elif indexed:
+        else:
             event_id = b"%s:%d" % (msgid_bytes, i)
             value = b"".join((before_index, b':%d","event":' % i, event, tail))
-        else:
-            event_id = msgid_bytes
-            value = b"".join((before_id, msgid_json, b',"event":', event, tail))
         key = msgid_key
         if keys is not None:
             text = scalar_text(keys[i])

@@ -49,6 +49,16 @@ VALID = [
     ("keyed", envelope([{"k": ""}, {"k": None}, {"other": 1}])),
     ("dedup", envelope([{"uid": "u-1"}, {"uid": 7}, {"uid": False}, {"uid": [1]}, {"other": 1}], "m")),
     ("dedup", envelope({"uid": "only"}, "m")),
+    # One event (not in a list): the single-event path, each kind of key and dedup value.
+    ("keyed", envelope({"k": 7}, "m")),
+    ("keyed", envelope({"k": True}, 'm "q"')),
+    ("keyed", envelope({"k": {"no": 1}}, "m")),
+    ("keyed", envelope({"k": ""}, "m")),
+    ("keyed", envelope({"other": 1}, "m")),
+    ("dedup", envelope({"uid": 7.5}, "m")),
+    ("dedup", envelope({"uid": 'é"\\'}, "m")),
+    ("dedup", envelope({"uid": [1]}, "m")),
+    ("dedup", envelope({"other": 1}, "m")),
     ("example", envelope([event_with_levels(253)])),
 ]
 

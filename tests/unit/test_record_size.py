@@ -74,6 +74,20 @@ def test_records_up_to_the_limit_pass_on_both_paths() -> None:
     assert record_size(raw.records[1]) == LIMIT
 
 
+def test_a_single_event_up_to_the_limit_passes_on_both_paths_and_one_byte_more_is_left_to_prepare() -> None:
+    unlimited = Ingestor(REGISTRY, 5, 10**9)
+    smallest = record_size(unlimited.prepare("example", envelope(_event(0), msgid="m")).records[0])
+    at_limit = envelope(_event(LIMIT - smallest), msgid="m")
+    assert record_size(INGESTOR.prepare("example", at_limit).records[0]) == LIMIT
+    raw = INGESTOR.prepare_raw("example", orjson.dumps(at_limit))
+    assert raw is not None
+    assert record_size(raw.records[0]) == LIMIT
+    over = envelope(_event(LIMIT - smallest + 1), msgid="m")
+    assert INGESTOR.prepare_raw("example", orjson.dumps(over)) is None
+    with pytest.raises(PayloadTooLarge, match=r"^data: too large for Kafka"):
+        INGESTOR.prepare("example", over)
+
+
 def _records() -> list[OutRecord]:
     headers: list[tuple[str, str | bytes | None]] = [
         ("dataset", b"example"), ("event_id", b"m:12345"), ("msgid", b"m")
