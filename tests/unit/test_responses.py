@@ -29,14 +29,25 @@ def test_success_envelope() -> None:
     assert body["result"] == {"message": "Data ingested successfully"}
 
 
+@pytest.mark.parametrize(
+    "msgid", ["m-1", 'a "quoted" one', "back\\slash / slash", "tab\tnew\nline\u0001", "é 😀 \u2028", ""]
+)
+def test_the_success_envelope_is_byte_for_byte_what_orjson_makes_of_it(msgid: str) -> None:
+    body = success_body(msgid)
+    parsed = orjson.loads(body)
+    assert parsed["params"]["msgid"] == msgid
+    assert body == orjson.dumps(parsed)
+
+
 def test_resmsgid_is_new_per_response() -> None:
     ids = {orjson.loads(success_body("m"))["params"]["resmsgid"] for _ in range(100)}
     assert len(ids) == 100
 
 
 def test_resmsgids_are_version_4_uuids_across_pool_refills() -> None:
-    # 3,000 ids span three refills of the 1,024-id random pool.
+    # 3,000 ids span a dozen draws of 256 from the random pool, and error envelopes take them too.
     ids = [orjson.loads(success_body("m"))["params"]["resmsgid"] for _ in range(3000)]
+    ids += [orjson.loads(error_body(DatasetNotFound(), "m"))["params"]["resmsgid"] for _ in range(300)]
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
@@ -67,7 +78,7 @@ def test_ts_has_a_numeric_offset_never_z(monkeypatch: pytest.MonkeyPatch, zone: 
     time.tzset()
     monkeypatch.setattr(responses, "_clock", responses._SecondClock())
     try:
-        assert orjson.loads(success_body(None))["ts"].endswith(offset)
+        assert orjson.loads(success_body("m"))["ts"].endswith(offset)
     finally:
         monkeypatch.undo()
         time.tzset()
