@@ -6,9 +6,9 @@
 The success envelope is put together from bytes made once a second (everything up to the msgid)
 and once for all (everything after the resmsgid), byte for byte what orjson makes of the whole
 (tests/unit/test_responses.py). Serialising two dicts per response was ~0.2 µs more in a
-microbenchmark but ~2 µs more of the event loop's CPU per single-event request in the server,
-~3% of its requests/s (README, Performance): on the hot path, code run once per request pays for
-being cold, and orjson's is large.
+microbenchmark but ~1.5-2 µs more of the event loop's CPU per single-event request in the server,
+~3% of its requests/s: in the server, code run once per request runs cold (README, Performance;
+bench/NOTES.md, sixteenth session).
 """
 
 from __future__ import annotations
