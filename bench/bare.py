@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.publisher import Publisher
+    from ingest_core.publish.base import Publisher
 
 # The gateway's modules are imported only to publish, so that the bare handler loads nothing of it.
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("bench.bare.publisher")

@@ -3,21 +3,24 @@ their events. Each has a bound (``MAX_INFLIGHT_REQUESTS``, ``MAX_INFLIGHT_BYTES`
 ``MAX_INFLIGHT_EVENTS``); a request that would go beyond any of them is answered 503 ``OVERLOADED``
 at once.
 
-The request count alone left memory to the clients: 256 concurrent 10,000-event requests (3 MB
-bodies each) took the process from 63 to 538 MiB, every one of them answered 200. Bytes are
-checked before the body is read when its length is announced. A body sent without a length
-(chunked) holds ``MAX_BODY_BYTES``, the most it may be, until it has been read, and then its real
-size. A request keeps its share until it is answered, the wait for Kafka included: its records are
-then in the producer's queue, about as large as its body.
+A request holds its share for as long as it is in progress, the wait for Kafka included (its
+records are then in the producer's queue, about as large as its body):
 
-Plain integers on the event loop: admitting and releasing cost a few additions per request.
+    async with admission.hold(announced_bytes) as held:
+        ...                       # read the body
+        held.resize(len(body))    # a body of unannounced length held the most it may be until read
+        held.add_events(count)    # before publishing
+
+Bytes are checked before the body is read when its length is announced. Plain integers on the
+event loop: taking and giving back a share costs a few additions per request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
 
-from gateway.errors import Overloaded
+from ingest_core.errors import Overloaded
 
 
 @dataclass(slots=True)
@@ -28,6 +31,11 @@ class Admission:
     requests: int = 0
     bytes: int = 0
     events: int = 0
+
+    def hold(self, length: int) -> Held:
+        """A request's share, for ``async with``: a body of at most ``length`` bytes is admitted on
+        entry (raises Overloaded), everything it held is given back on exit."""
+        return Held(self, length)
 
     def admit(self, length: int) -> None:
         """Take on a request whose body is at most ``length`` bytes; raises Overloaded."""
@@ -51,3 +59,34 @@ class Admission:
         self.requests -= 1
         self.bytes -= length
         self.events -= events
+
+
+class Held:
+    """One request's share of the bounds (see ``Admission.hold``)."""
+
+    __slots__ = ("_admission", "bytes", "events")
+
+    def __init__(self, admission: Admission, length: int) -> None:
+        self._admission = admission
+        self.bytes = length
+        self.events = 0
+
+    async def __aenter__(self) -> Held:
+        self._admission.admit(self.bytes)
+        return self
+
+    async def __aexit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._admission.release(self.bytes, self.events)
+
+    def resize(self, length: int) -> None:
+        """The body turned out to be ``length`` bytes (at most what was admitted)."""
+        if length != self.bytes:
+            self._admission.resize(self.bytes, length)
+            self.bytes = length
+
+    def add_events(self, count: int) -> None:
+        """The request's ``count`` events are about to be published; raises Overloaded."""
+        self._admission.add_events(count)
+        self.events = count

@@ -10,14 +10,12 @@ from aiohttp import web
 from gateway.admission import Admission
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
-from gateway.ingest import Ingestor
-from gateway.kafka_aiokafka import AiokafkaPublisher
-from gateway.kafka_confluent import ConfluentPublisher
 from gateway.metrics import GatewayMetrics
-from gateway.publisher import ProducerOptions, Publisher
 from gateway.routes import ingest, ops
 from gateway.settings import GatewaySettings
 from ingest_core.malformed import watch_malformed
+from ingest_core.prepare import Ingestor
+from ingest_core.publish import ProducerOptions, Publisher, open_publisher
 from ingest_core.registry import Registry
 
 
@@ -47,9 +45,7 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
         report_wakeup=settings.kafka_report_wakeup,
         max_record_bytes=settings.kafka_max_record_bytes,
     )
-    if settings.publisher == "aiokafka":
-        return AiokafkaPublisher(options)
-    return ConfluentPublisher(options)
+    return open_publisher(settings.publisher, options)
 
 
 def create_app(settings: GatewaySettings, registry: Registry) -> web.Application:
@@ -82,6 +78,6 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
     app.cleanup_ctx.append(publisher_ctx)
     routes = Routes(app, metrics)
     ingest.add_routes(routes)
-    ops.add_routes(routes)
+    ops.add_routes(routes, app)
     routes.add_not_found()
     return app

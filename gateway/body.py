@@ -71,6 +71,18 @@ def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body exceeds {limit} bytes")
 
 
+def held_size(request: web.Request, coding: str | None, limit: int) -> int:
+    """The most the request's body may take once read and decoded, for the in-flight bounds: its
+    announced length, else (sent chunked, or compressed) ``limit``. Raises PayloadTooLarge when the
+    announced length is over ``limit``."""
+    length = request.content_length
+    if length is None:
+        return limit
+    if length > limit:
+        raise too_large(limit)
+    return length if coding is None else limit
+
+
 def received_body(request: web.Request, coding: str | None, limit: int) -> bytes | None:
     """The request's body, decoded, when it has already come in full (with its headers: nearly
     every request); None when more is to come, which ``read_body`` then waits for. Raises as

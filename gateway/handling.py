@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import hdrs, web
 
-from gateway.errors import ApiError, MethodNotAllowed, PayloadTooLarge, RouteNotFound
+from gateway.errors import MethodNotAllowed, PayloadTooLarge, RouteNotFound, http_form
 from gateway.metrics import GatewayMetrics
 from gateway.responses import API_ID, error_body
+from ingest_core.errors import IngestError
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +30,21 @@ MSGID_KEY = web.RequestKey("ingest.msgid", str)
 UNMATCHED = "unmatched"  # the route label of requests to unknown paths
 
 
-def error_response(error: ApiError, msgid: str | None, headers: dict[str, str] | None = None) -> web.Response:
-    if error.headers is not None:
-        headers = {**(headers or {}), **error.headers}
-    if error.retry_after_s is not None:
-        headers = {**(headers or {}), "Retry-After": str(error.retry_after_s)}
+def error_response(
+    error: IngestError, msgid: str | None, headers: dict[str, str] | None = None
+) -> web.Response:
+    form = http_form(type(error))
+    if form.headers is not None:
+        headers = {**(headers or {}), **form.headers}
+    if form.retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(form.retry_after_s)}
     return web.Response(
-        status=error.status, body=error_body(error, msgid, API_ID), content_type="application/json",
-        headers=headers,
+        status=form.status, body=error_body(error, msgid, API_ID),
+        content_type="application/json", headers=headers,
     )  # fmt: skip
 
 
-def _from_http(exc: web.HTTPException) -> ApiError | None:
+def _from_http(exc: web.HTTPException) -> IngestError | None:
     if exc.status == 404:
         return RouteNotFound()
     if exc.status == 405:
@@ -57,8 +61,8 @@ def wrap(route: str, handler: Handler, metrics: GatewayMetrics) -> Handler:
         start = time.perf_counter()
         try:
             response = await handler(request)
-        except ApiError as error:
-            response = error_response(error, request.get(MSGID_KEY))
+        except IngestError as error:
+            response = error_response(error, request.get(MSGID_KEY, error.msgid))
         except web.HTTPException as exc:
             mapped = _from_http(exc)
             if mapped is None:
@@ -68,7 +72,7 @@ def wrap(route: str, handler: Handler, metrics: GatewayMetrics) -> Handler:
         except Exception:
             # Logged once here, answered generically: internals never reach the client.
             log.exception("unhandled error on %s %s", request.method, route)
-            response = error_response(ApiError(), request.get(MSGID_KEY))
+            response = error_response(IngestError(), request.get(MSGID_KEY))
         metrics.observe_request(route, request.method, response.status, time.perf_counter() - start)
         return response
 

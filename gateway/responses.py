@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import ApiError
+from gateway.errors import http_form
+from ingest_core.errors import IngestError
 
 API_ID = "api.data.in"
 API_VER = "v2"
@@ -108,13 +109,13 @@ def success_body(msgid: str) -> bytes:
     )
 
 
-def error_body(error: ApiError, msgid: str | None, api_id: str = API_ID) -> bytes:
+def error_body(error: IngestError, msgid: str | None, api_id: str = API_ID) -> bytes:
     body: dict[str, Any] = {
         "id": api_id,
         "ver": API_VER,
         "ts": _clock.now(),
         "params": _params("FAILED", msgid),
-        "responseCode": error.response_code,
+        "responseCode": http_form(type(error)).response_code,
         "result": {},
         "error": {"code": error.code, "message": error.message, "trace": ""},
     }

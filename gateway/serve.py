@@ -8,89 +8,76 @@ so that whoever supervises it restarts the whole.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from aiohttp import web
 
 from gateway.app import SERVER_OPTIONS, create_app
 from gateway.context import CONTEXT
-from gateway.errors import KafkaUnavailable
 from gateway.listener import Listener, ListenError, connection_limit
 from gateway.settings import GatewaySettings
+from ingest_core.errors import KafkaUnavailable
 from ingest_core.registry import Registry, load_registry
-from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc, when_orphaned
+from ingest_core.runtime import running_loop_name, when_orphaned
+from ingest_core.service import Listen, StartError, configure_logging, run, serve_app
 
 log = logging.getLogger("gateway")
-
-
-def configure_logging(settings: GatewaySettings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-    )
+PROGRAM = "ingest-gateway"
 
 
 def serve(settings: GatewaySettings, registry: Registry) -> int:
     """Run one gateway process until SIGTERM/SIGINT; 1 when Kafka is unusable at start or the address
     cannot be listened on."""
-    install_event_loop(settings.event_loop)
-    tune_gc()
-    try:
-        asyncio.run(_serve(create_app(settings, registry), settings))
-    except KafkaUnavailable as exc:
-        print(f"ingest-gateway: {exc.message} ({settings.kafka_bootstrap_servers})", file=sys.stderr)
-        return 1
-    except ListenError as exc:
-        print(f"ingest-gateway: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run(PROGRAM, lambda: _serve(settings, registry), settings.event_loop)
 
 
-async def _serve(app: web.Application, settings: GatewaySettings) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT; then stop accepting, let aiohttp finish the requests in
+async def _serve(settings: GatewaySettings, registry: Registry) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting, let aiohttp finish the requests in
     progress (within the shutdown timeout) and run the app's cleanup, which flushes the producer.
 
-    Not ``web.run_app``: its listening socket is the event loop's, which on uvloop accepts one
+    Not aiohttp's own site: its listening socket is the event loop's, which on uvloop accepts one
     connection per loop iteration (see ``gateway.listener``).
     """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2,
-        keepalive_timeout=settings.keepalive_timeout_s, **SERVER_OPTIONS,
-    )  # fmt: skip
-    await runner.setup()  # starts the app's contexts: raises KafkaUnavailable when Kafka is silent
     try:
-        assert runner.server is not None, "set up above"
+        await serve_app(
+            create_app(settings, registry), _listen(settings),
+            shutdown_timeout=settings.delivery_timeout_ms / 1000 + 2,
+            keepalive_timeout=settings.keepalive_timeout_s, **SERVER_OPTIONS,
+        )  # fmt: skip
+    except KafkaUnavailable as exc:  # from the app's start: Kafka did not answer
+        raise StartError(f"{exc.message} ({settings.kafka_bootstrap_servers})") from None
+    except ListenError as exc:
+        raise StartError(str(exc)) from None
+
+
+def _listen(settings: GatewaySettings) -> Listen:
+    async def listen(runner: web.AppRunner) -> Callable[[], None]:
+        assert runner.server is not None, "set up before listening"
         server = runner.server
         listener = Listener(
             server, settings.host, settings.port, backlog=settings.listen_backlog,
             reuse_port=settings.workers > 1, max_connections=connection_limit(settings.max_connections),
             open_connections=lambda: len(server.connections),
         )  # fmt: skip
-        app[CONTEXT].metrics.connections = listener
+        runner.app[CONTEXT].metrics.connections = listener
         listener.start()
         log.info("listening on http://%s:%d (%s)", settings.host, listener.port, running_loop_name())
-        try:
-            await stop.wait()
-        finally:
-            listener.close()
-    finally:
-        await runner.cleanup()
+        return listener.close
+
+    return listen
 
 
 def _worker(settings: GatewaySettings, supervisor_pid: int) -> None:
     # An orphaned worker stops as on SIGTERM: it finishes the requests it holds, then exits.
     when_orphaned(supervisor_pid, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    configure_logging(settings)
+    configure_logging(settings.log_level)
     # Each worker reads the registry itself: it was validated by the supervisor a moment ago.
     sys.exit(serve(settings, load_registry(settings.topics_file)))
 

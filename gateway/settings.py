@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.publisher import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_str
+from ingest_core.publish import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.runtime import event_loop_from_env
 
 MIB = 1024 * 1024

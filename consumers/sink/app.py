@@ -7,37 +7,22 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from consumers.sink.metrics import SinkMetrics
 from consumers.sink.service import SinkService
 from consumers.sink.settings import SinkSettings
 from ingest_core.malformed import watch_malformed
 from ingest_core.registry import Registry
+from ingest_core.service import ops_handlers
 from ingest_core.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("sink.service", SinkService)
 METRICS = web.AppKey("sink.metrics", SinkMetrics)
-
-
-async def health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def ready(request: web.Request) -> web.Response:
-    service = request.app.get(SERVICE)
-    ok = service is not None and service.ready()
-    return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
 
 
 def create_app(settings: SinkSettings, registry: Registry, store: Store | None = None) -> web.Application:
@@ -62,9 +47,13 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
 
     app.cleanup_ctx.append(watch_malformed(sink_metrics.malformed.inc))
     app.cleanup_ctx.append(sink_ctx)
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        service = app.get(SERVICE)
+        return service is not None and service.ready(), {}
+
+    for path, handler in ops_handlers(ready, sink_metrics.registry).items():
+        app.router.add_get(path, handler)
     return app
 
 

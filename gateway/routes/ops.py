@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.context import CONTEXT
 from gateway.handling import Routes
+from ingest_core.service import ops_handlers
 
 
-async def health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+def add_routes(routes: Routes, app: web.Application) -> None:
+    ctx = app[CONTEXT]
 
+    def ready() -> tuple[bool, dict[str, Any]]:
+        kafka_ok = ctx.has_publisher() and ctx.publisher().ready()
+        return kafka_ok, {"registry": "loaded", "kafka": kafka_ok}
 
-async def ready(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    kafka_ok = ctx.has_publisher() and ctx.publisher().ready()
-    body = {"status": "ready" if kafka_ok else "not ready", "registry": "loaded", "kafka": kafka_ok}
-    return web.json_response(body, status=200 if kafka_ok else 503)
+    def before_scrape() -> None:
+        admission = ctx.admission
+        ctx.metrics.inflight = (admission.requests, admission.bytes, admission.events)
+        if ctx.has_publisher():
+            ctx.metrics.producer_restarts = ctx.publisher().restarts
 
-
-async def metrics(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    admission = ctx.admission
-    ctx.metrics.inflight = (admission.requests, admission.bytes, admission.events)
-    if ctx.has_publisher():
-        ctx.metrics.producer_restarts = ctx.publisher().restarts
-    return web.Response(
-        body=generate_latest(ctx.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
-def add_routes(routes: Routes) -> None:
-    for path, handler in (("/health", health), ("/ready", ready), ("/metrics", metrics)):
+    for path, handler in ops_handlers(ready, ctx.metrics.registry, before_scrape).items():
         routes.add(path, ["GET", "HEAD"], handler)

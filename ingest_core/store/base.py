@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol
-from urllib.parse import parse_qsl
 
 
 class StoreUnavailable(RuntimeError):
@@ -44,51 +43,3 @@ class Store(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
-
-
-SQLITE_SYNCHRONOUS = ("full", "normal")
-
-
-def sqlite_target(url: str) -> tuple[str, str]:
-    """The path and the ``synchronous`` mode of ``sqlite:///<path>[?synchronous=full|normal]``
-    (``full`` unless asked otherwise); raises ValueError naming what is wrong."""
-    path, _, query = url.removeprefix("sqlite:///").partition("?")
-    if not path:
-        raise ValueError("STORE_URL: sqlite:/// needs a path, e.g. sqlite:///./data/ingest.db")
-    try:
-        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    except ValueError:
-        raise ValueError(
-            f"STORE_URL: malformed SQLite options {query!r} (e.g. ?synchronous=normal)"
-        ) from None
-    unknown = sorted(set(options) - {"synchronous"})
-    if unknown:
-        raise ValueError(f"STORE_URL: unknown SQLite option {unknown[0]!r} (known: synchronous)")
-    synchronous = options.get("synchronous", "full").lower()
-    if synchronous not in SQLITE_SYNCHRONOUS:
-        raise ValueError(f"STORE_URL: synchronous={synchronous!r}: expected full or normal")
-    return path, synchronous
-
-
-def check_store_url(url: str) -> None:
-    """Raises ValueError, naming what is wrong, for a STORE_URL no store can be opened with."""
-    if url.startswith("sqlite:///"):
-        sqlite_target(url)
-    elif not url.startswith(("postgresql://", "postgres://")):
-        raise ValueError(f"STORE_URL: use sqlite:///<path> or postgresql://... (got {url!r})")
-
-
-def open_store(url: str) -> Store:
-    """A store for ``sqlite:///<path>`` or ``postgresql://...``; raises ValueError for other schemes."""
-    if url.startswith("sqlite:///"):
-        # Only the chosen backend is imported: a SQLite deployment never loads asyncpg.
-        from ingest_core.store.sqlite import SqliteStore
-
-        return SqliteStore(*sqlite_target(url))
-    if url.startswith(("postgresql://", "postgres://")):
-        from ingest_core.store.postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise ValueError(
-        f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///<path> or postgresql://..."
-    )

@@ -48,12 +48,37 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import msgspec
 
 from ingest_core.runtime import when_orphaned
-from ingest_core.store.base import SQLITE_SYNCHRONOUS, Row, StoreUnavailable
+from ingest_core.store.base import Row, StoreUnavailable
 from ingest_core.store.migrations import MIGRATIONS
+
+SQLITE_SYNCHRONOUS = ("full", "normal")
+
+
+def sqlite_target(url: str) -> tuple[str, str]:
+    """The path and the ``synchronous`` mode of ``sqlite:///<path>[?synchronous=full|normal]``
+    (``full`` unless asked otherwise); raises ValueError naming what is wrong."""
+    path, _, query = url.removeprefix("sqlite:///").partition("?")
+    if not path:
+        raise ValueError("STORE_URL: sqlite:/// needs a path, e.g. sqlite:///./data/ingest.db")
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        raise ValueError(
+            f"STORE_URL: malformed SQLite options {query!r} (e.g. ?synchronous=normal)"
+        ) from None
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise ValueError(f"STORE_URL: unknown SQLite option {unknown[0]!r} (known: synchronous)")
+    synchronous = options.get("synchronous", "full").lower()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"STORE_URL: synchronous={synchronous!r}: expected full or normal")
+    return path, synchronous
+
 
 T = TypeVar("T")
 

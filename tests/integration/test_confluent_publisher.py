@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.errors import KafkaUnavailable, Overloaded
-from gateway.kafka_confluent import ConfluentPublisher
-from gateway.publisher import ProducerOptions
-from gateway.rdkafka_wakeup import ReportWakeup
+from ingest_core.errors import KafkaUnavailable, Overloaded
 from ingest_core.kafka import TopicSpec, ensure_topics
+from ingest_core.publish.base import ProducerOptions
+from ingest_core.publish.kafka_confluent import ConfluentPublisher
+from ingest_core.publish.rdkafka_wakeup import ReportWakeup
 from ingest_core.record import OutRecord
 from tests.support.kafka import fail_for_good, read_topic, unique
 

@@ -18,9 +18,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from gateway.context import CONTEXT
-from gateway.ingest import Ingestor, record_size
-from gateway.kafka_confluent import ConfluentPublisher
 from gateway.settings import GatewaySettings
+from ingest_core.prepare import Ingestor, record_size
+from ingest_core.publish.kafka_confluent import ConfluentPublisher
 from ingest_core.registry import load_registry
 from tests.support.gateway import (
     EXAMPLE_SCHEMA,

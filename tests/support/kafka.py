@@ -14,7 +14,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from gateway.rdkafka_wakeup import producer_handle
+from ingest_core.publish.rdkafka_wakeup import producer_handle
 from tests.support.proc import stop_when_gone
 
 ROOT = Path(__file__).resolve().parents[2]

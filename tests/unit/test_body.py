@@ -8,7 +8,7 @@ import zlib
 import pytest
 
 from gateway.body import DEFLATE, GZIP, decode
-from gateway.errors import InvalidInput, PayloadTooLarge
+from ingest_core.errors import InvalidInput, PayloadTooLarge
 
 BODY = b'{"id":"api.data.in","data":[' + b",".join(b'{"eid":"E%d"}' % i for i in range(500)) + b"]}"
 

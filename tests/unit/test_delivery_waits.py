@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.errors import KafkaUnavailable
-from gateway.kafka_confluent import ConfluentPublisher
-from gateway.publisher import ProducerOptions
+from ingest_core.errors import KafkaUnavailable
+from ingest_core.publish.base import ProducerOptions
+from ingest_core.publish.kafka_confluent import ConfluentPublisher
 
 
 async def test_expired_waits_fail_and_done_ones_are_dropped() -> None:

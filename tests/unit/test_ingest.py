@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.errors import DatasetNotFound, InvalidInput, TopicNotDefined
-from gateway.ingest import Ingestor, msgid_of
+from ingest_core.errors import DatasetNotFound, InvalidInput, TopicNotDefined
+from ingest_core.prepare import Ingestor, msgid_of
 from ingest_core.record import build_value, holds_nul, may_hold_nul
 from ingest_core.registry import parse_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, REFERENCE_EXAMPLE, envelope, event_with_levels

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.ingest import Ingestor
+from ingest_core.prepare import Ingestor
 from ingest_core.registry import parse_registry
 from tests.support.gateway import REFERENCE_EXAMPLE, envelope, event_with_levels
 from tests.support.mutate import mutate
@@ -24,7 +24,7 @@ from tests.unit.test_ingest import INGESTOR
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     # Both paths stamp syncts from the clock: the same instant, so that records compare whole.
-    monkeypatch.setattr("gateway.ingest.time.time", lambda: 1711966306.164)
+    monkeypatch.setattr("ingest_core.prepare.time.time", lambda: 1711966306.164)
 
 
 def both(dataset: str, doc: Any) -> tuple[list[Any], list[Any]]:

@@ -12,8 +12,8 @@ import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from confluent_kafka import KafkaException, Producer
 
-from gateway.errors import PayloadTooLarge
-from gateway.ingest import Ingestor, record_size
+from ingest_core.errors import PayloadTooLarge
+from ingest_core.prepare import Ingestor, record_size
 from ingest_core.record import OutRecord
 from ingest_core.registry import parse_registry
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ingest_core.store import check_store_url
-from ingest_core.store.base import sqlite_target
+from ingest_core.store.sqlite import sqlite_target
 
 
 def test_sqlite_paths_and_synchronous() -> None:

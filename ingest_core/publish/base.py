@@ -33,7 +33,7 @@ class ProducerOptions:
     # How confluent-kafka's delivery reports reach the loop: "pipe" (librdkafka signals) or "timer".
     report_wakeup: str = "pipe"
     # The most a record may take; the gateway refuses a request holding a larger one before any of
-    # it is published (gateway.ingest), so the clients never meet one.
+    # it is published (ingest_core.prepare), so the clients never meet one.
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
 

@@ -21,11 +21,12 @@ import time
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
+import orjson
 
-from gateway.errors import DatasetNotFound, InvalidInput, PayloadTooLarge, TopicNotDefined
-from gateway.publisher import DEFAULT_MAX_RECORD_BYTES
+from ingest_core.errors import DatasetNotFound, IngestError, InvalidInput, PayloadTooLarge, TopicNotDefined
 from ingest_core.event_types import EventType
 from ingest_core.paths import schema_path
+from ingest_core.publish.base import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.record import (
     MAX_EVENT_DEPTH,
     EventTooDeep,
@@ -158,6 +159,23 @@ class Ingestor:
         self._max_batch = max_batch_events
         self._max_record = max_record_bytes  # KAFKA_MAX_RECORD_BYTES: the producers are given it too
         self._envelope = SchemaValidator(json.loads(schema_path("envelope.json").read_text("utf-8")))
+
+    def prepare_body(self, dataset_id: str, body: bytes) -> Prepared:
+        """A request's records from its bytes: on the raw path where it takes them, else parsed
+        with orjson and checked by ``prepare``. Raises what ``prepare`` raises, with the request's
+        msgid when it has one, for echoing in the answer."""
+        prepared = self.prepare_raw(dataset_id, body)
+        if prepared is not None:
+            return prepared
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("Request body is not valid JSON") from None
+        try:
+            return self.prepare(dataset_id, doc, bytes_may_hold_nul(body))
+        except IngestError as error:
+            error.msgid = msgid_of(doc)
+            raise
 
     def prepare_raw(self, dataset_id: str, body: bytes) -> Prepared | None:
         """``prepare`` for a request's bytes, when they can be accepted without parsing the events

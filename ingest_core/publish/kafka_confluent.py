@@ -6,7 +6,7 @@ the broker gets fewer, larger produce requests where a few milliseconds are a sm
 request's time. Everything below holds for each of them.
 
 Delivery reports are polled on the event loop itself (``poll(0)`` after each request's records are
-queued, and as soon as librdkafka signals new ones through a pipe, see ``gateway.rdkafka_wakeup``;
+queued, and as soon as librdkafka signals new ones through a pipe, see ``ingest_core.publish.rdkafka_wakeup``;
 where that cannot be had, about every millisecond while anything is in flight), so callbacks run
 on the loop thread and resolve futures directly: no poll thread fighting the loop for the GIL, no
 ``call_soon_threadsafe``. One future per request, counted down per record, is resolved when the
@@ -37,10 +37,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from gateway.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
-from gateway.publisher import ProducerOptions
-from gateway.rdkafka_wakeup import ReportWakeup
-from gateway.topic_watch import TopicWatch
+from ingest_core.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
+from ingest_core.publish.base import ProducerOptions
+from ingest_core.publish.rdkafka_wakeup import ReportWakeup
+from ingest_core.publish.topic_watch import TopicWatch
 from ingest_core.record import OutRecord
 
 log = logging.getLogger(__name__)

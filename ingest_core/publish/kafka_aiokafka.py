@@ -26,9 +26,9 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from gateway.errors import KafkaUnavailable, PayloadTooLarge, TopicMissing
-from gateway.publisher import ProducerOptions
-from gateway.topic_watch import TopicWatch
+from ingest_core.errors import KafkaUnavailable, PayloadTooLarge, TopicMissing
+from ingest_core.publish.base import ProducerOptions
+from ingest_core.publish.topic_watch import TopicWatch
 from ingest_core.record import OutRecord
 
 

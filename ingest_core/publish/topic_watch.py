@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.errors import KafkaUnavailable
+from ingest_core.errors import KafkaUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,71 @@
+"""Every failure of ingestion, as data: a code, a message, and whether a retry may succeed.
+
+Raised by the core (preparing records, publishing them) and by the programs. No HTTP here: the
+gateway maps each class to a status and its response envelope (``gateway.errors``). Messages never
+carry internals or payloads.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class IngestError(Exception):
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    retriable: ClassVar[bool] = False
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(self, message: str | None = None, msgid: str | None = None) -> None:
+        self.message = message or self.default_message
+        # The request's msgid when it was read before the failure, for echoing it in the answer.
+        self.msgid = msgid
+        super().__init__(self.message)
+
+
+class InvalidInput(IngestError):
+    """The body is not JSON, the envelope fails its schema, or an event fails its dataset's schema."""
+
+    code = "DATA_INGESTION_INVALID_INPUT"
+    default_message = "Invalid input"
+
+
+class DatasetNotFound(IngestError):
+    code = "DATASET_NOT_FOUND"
+    default_message = "Dataset with id not found"
+
+
+class TopicNotDefined(IngestError):
+    """The dataset has no entry topic in the registry."""
+
+    code = "TOPIC_NOT_FOUND"
+    default_message = "Entry topic is not defined"
+
+
+class TopicMissing(IngestError):
+    """The entry topic is configured but does not exist on the cluster (deleted after start)."""
+
+    code = "TOPIC_NOT_FOUND"
+    default_message = "Entry topic does not exist in Kafka"
+
+
+class PayloadTooLarge(IngestError):
+    """A body over its limit, or an event whose Kafka record would be over the producers' limit."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "Request body is too large"
+
+
+class KafkaUnavailable(IngestError):
+    """Kafka did not acknowledge the events in time; nothing in this request may be counted as ingested."""
+
+    code = "KAFKA_UNAVAILABLE"
+    retriable = True
+    default_message = "Kafka did not acknowledge the events in time; retry with the same msgid"
+
+
+class Overloaded(IngestError):
+    """Too many requests or events in flight: shed load fast instead of queueing without bound."""
+
+    code = "OVERLOADED"
+    retriable = True
+    default_message = "The gateway is at capacity; retry with the same msgid"
