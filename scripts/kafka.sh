@@ -38,6 +38,27 @@ running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
+# Says which process holds the port (read with ss, where it is installed) and how to get it back.
+port_holder() {
+  local pid=""
+  if command -v ss >/dev/null; then
+    pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
+  fi
+  if [ -n "$pid" ]; then
+    local cmd; cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    echo "kafka.sh: port $port is taken by pid $pid (${cmd:0:200})" >&2
+    case "$cmd" in
+      *kafka.Kafka*) echo "kafka.sh: that is a Kafka broker this checkout did not start: stop it with" \
+        "'scripts/kafka.sh down' in the checkout that started it, or 'kill $pid'; or use another port" \
+        "with KAFKA_LOCAL_PORT" >&2 ;;
+      *) echo "kafka.sh: stop that process, or use another port with KAFKA_LOCAL_PORT" >&2 ;;
+    esac
+  else
+    echo "kafka.sh: port $port is taken by another process (install iproute2 for ss to name it);" \
+      "stop it, or use another port with KAFKA_LOCAL_PORT" >&2
+  fi
+}
+
 write_config() {
   cat >"$data/server.properties" <<PROPS
 process.roles=broker,controller
@@ -69,7 +90,7 @@ up() {
   fetch
   mkdir -p "$data"
   if running; then echo "kafka.sh: already running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return 0; fi
-  if port_open; then echo "kafka.sh: port $port is taken by another process" >&2; exit 1; fi
+  if port_open; then port_holder; exit 1; fi
   write_config
   local cp="$libs/*"
   if [ ! -f "$data/logs/meta.properties" ]; then

@@ -8,7 +8,11 @@ bin=${VENV:-.venv}/bin
 started_kafka=0
 pids=()
 stop_all() {
-  trap - EXIT INT TERM
+  # Ignored, not reset: a stop by a process manager signals the whole group, and make passes its own
+  # SIGTERM on to this script too. With the default action back, that second signal ended the
+  # script in the middle of stopping, and the broker was left running.
+  trap '' INT TERM
+  trap - EXIT
   kill "$watchdog" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -26,8 +30,10 @@ watchdog=$!
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   if ! scripts/kafka.sh status >/dev/null 2>&1; then
-    scripts/kafka.sh up
+    # Set first: a stop that comes while the broker starts must stop it too (down is a no-op
+    # when nothing was started).
     started_kafka=1
+    scripts/kafka.sh up
   fi
   export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_LOCAL_PORT:-9092}
 fi
