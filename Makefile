@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help venv run test lint unit integration kafka-up kafka-down kafka-fetch topics bench clean
+.PHONY: help venv run test test-timer lint unit integration kafka-up kafka-down kafka-fetch topics bench clean
 
 help:
 	@echo "make run         start local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, sink and gateway"
@@ -51,6 +51,12 @@ integration: venv kafka-fetch
 
 test: venv kafka-fetch lint
 	$(BIN)/pytest
+
+# The publisher's integration tests once more with delivery reports polled on a timer, the fallback
+# KAFKA_REPORT_WAKEUP=pipe takes when librdkafka's handle cannot be had (CI runs both).
+test-timer: venv kafka-fetch
+	KAFKA_REPORT_WAKEUP=timer $(BIN)/pytest tests/integration/test_confluent_publisher.py \
+		tests/integration/test_ingest_kafka.py tests/integration/test_gateway_process.py
 
 bench: venv kafka-fetch
 	$(BIN)/python -m bench

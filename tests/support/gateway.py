@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -77,6 +78,8 @@ async def running_gateway(
 ) -> AsyncIterator[GatewayHandle]:
     registry = load_registry(write_registry(tmp_path / "topics.yaml", datasets))
     await asyncio.to_thread(ensure_topics, bootstrap, topic_specs(registry))
+    # CI runs these tests once more with KAFKA_REPORT_WAKEUP=timer: both ways of serving reports.
+    overrides.setdefault("kafka_report_wakeup", os.environ.get("KAFKA_REPORT_WAKEUP") or "pipe")
     settings = replace(
         GatewaySettings(), kafka_bootstrap_servers=bootstrap, topics_file=registry.path, **overrides
     )
