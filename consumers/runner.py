@@ -6,8 +6,8 @@ in poll order. A crash at any instant therefore redelivers at most the uncommitt
 idempotent writes make harmless.
 
 Up to ``max_in_flight`` batches are handled at once, so that decoding one batch overlaps the
-database writing the previous one (measured: the sink and PostgreSQL otherwise take turns at ~50%
-CPU each), and no batch is polled while the values of those in flight reach ``max_in_flight_bytes``:
+database writing the previous one (otherwise the sink and the database take turns, each idle
+half the time), and no batch is polled while the values of those in flight reach ``max_in_flight_bytes``:
 the count alone would let large records hold gigabytes (8 batches of 5,000 records of 1 MiB). A
 batch is polled whole, so the bytes in flight stay below that bound plus one poll, which
 librdkafka's prefetch queue bounds in its turn. The loop commits asynchronously, between polls. A
@@ -85,9 +85,8 @@ class BatchRunner:
                 # Once a partition's prefetch queue passes its bound (queued.min.messages,
                 # queued.max.messages.kbytes: both left as they are), librdkafka fetches that
                 # partition again only after this backoff, 1,000 ms by default, although the queue
-                # drains in a fraction of it: a backlog was then read at ~165k records/s with
-                # the consumer idle most of the time. Measured on the bench's records, consume
-                # alone ~165k -> ~850k records/s, consume and decode ~170k -> ~285k.
+                # drains in a fraction of it: a backlog was read with the consumer idle most of
+                # the time (figures: bench/NOTES.md, "fetch.queue.backoff.ms").
                 "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
                 "logger": logging.getLogger("librdkafka.consumer"),
                 "on_commit": self._on_commit,
@@ -132,7 +131,7 @@ class BatchRunner:
         try:
             while not self._stopping:
                 messages = await asyncio.to_thread(self._poll)
-                # One method call per message rather than a function (~0.08 -> ~0.02 µs): errors are rare.
+                # One method call per message rather than a function call: errors are rare.
                 batch = [m for m in messages if m.error() is None]
                 if len(batch) < len(messages):
                     self._note_errors(messages)
@@ -161,8 +160,7 @@ class BatchRunner:
 
         One ``consume(batch_size, timeout)`` waits out its whole timeout unless the batch fills
         (librdkafka's timeout is for the batch), so at low rates every record waited up to the
-        poll timeout to be written (measured: persisted 256 ms after the gateway took it at the
-        median, 500 ms at p99, at 50 events/s). Under a backlog the fetch queue holds a full batch
+        poll timeout to be written. Under a backlog the fetch queue holds a full batch
         and neither call waits.
 
         A rebalance may run inside either call: the first call's messages may then belong to a

@@ -15,8 +15,8 @@ sends ``100 Continue`` once the route has decided to read the body, so a refused
 sends it. (An expectation other than ``100-continue`` is ignored, which RFC 9110 allows; aiohttp
 answered it with a plain-text 417 outside the API's envelope.)
 
-Decoding runs on the event loop: zlib inflates ~700 MB/s here (a 10 MiB body in ~14 ms), about
-what parsing the JSON that comes out of it costs anyway.
+Decoding runs on the event loop: zlib inflates a body faster than the JSON that comes out of it
+is parsed, so a thread would not pay for its hand-off.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def received_body(request: web.Request, coding: str | None, limit: int) -> bytes
     every request); None when more is to come, which ``read_body`` then waits for. Raises as
     ``read_body`` does.
 
-    Taken from aiohttp's buffer as it lies: ``request.read()`` would await twice and copy it, ~3 µs
-    of the loop's CPU per single-event request (README, Performance). A client expecting ``100
+    Taken from aiohttp's buffer as it lies: ``request.read()`` would await twice and copy it (its
+    cost per request: bench/NOTES.md). A client expecting ``100
     Continue`` that sent its body anyway is not sent one, which RFC 9110 allows once the content is
     in.
     """

@@ -2,11 +2,10 @@
 
 uvloop's libuv accepts one connection per event-loop iteration (libuv 1.45, "don't accept()
 connections in a loop"). A gateway under load spends tens of milliseconds in an iteration, so a
-burst of new connections waited in the kernel's queue for seconds: 1,000 clients connecting at once
-to a busy gateway, 100-375 of them left in the queue, drained ~30 a second, their first answers up
-to ~10 s late, while the gateway's own latency histogram had every request under 0.1 s (see README,
-Performance). asyncio's own loop accepts up to its backlog per iteration; this does the same on
-any loop, and hands each connection to the loop with ``connect_accepted_socket``.
+burst of new connections waited in the kernel's queue for seconds, unseen by the gateway's own
+latency histogram (figures: bench/NOTES.md, "the gateway's own listener"). asyncio's own loop
+accepts up to its backlog per iteration; this does the same on any loop, and hands each connection
+to the loop with ``connect_accepted_socket``.
 
 Bounded: at most ``backlog`` connections per readiness event, and at most ``max_connections`` open
 at once: at the limit, accepting pauses until a connection closes (checked every 20 ms), and new

@@ -5,7 +5,7 @@ dataset ids (anything else is ``unknown``).
 
 Counted in plain Python numbers and turned into metric families only when scraped: every request
 updates three of them, and prometheus_client's Counter and Histogram (a lock and a value object per
-sample) cost ~3 µs per request against ~1 µs this way, 2 to 3% of a single event's CPU. Everything is
+sample) cost three times as much (bench/NOTES.md). Everything is
 updated and read on the event loop's thread, so nothing needs a lock; each worker process
 (``GATEWAY_WORKERS``) has its own.
 """

@@ -5,10 +5,8 @@
 
 The success envelope is put together from bytes made once a second (everything up to the msgid)
 and once for all (everything after the resmsgid), byte for byte what orjson makes of the whole
-(tests/unit/test_responses.py). Serialising two dicts per response was ~0.2 µs more in a
-microbenchmark but ~1.5-2 µs more of the event loop's CPU per single-event request in the server,
-~3% of its requests/s: in the server, code run once per request runs cold (README, Performance;
-bench/NOTES.md, sixteenth session).
+(tests/unit/test_responses.py): serialising the whole per response cost the server a few percent
+of its single-event requests/s (bench/NOTES.md, "the success envelope").
 """
 
 from __future__ import annotations
@@ -68,7 +66,7 @@ _UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))  # of its 32 hex 
 
 class _Uuid4s:
     """Random (version 4) UUIDs as ASCII text in bytes, made 256 at a time from one ``os.urandom``
-    (``str(uuid.uuid4())`` makes a system call and an object per UUID, ~2.3 µs): taking one is a
+    (``str(uuid.uuid4())`` makes a system call and an object per UUID): taking one is a
     list's ``pop()``. The ids are per process, and the gateway's workers are spawned, never
     forked, so no two share them."""
 

@@ -43,8 +43,7 @@ class GatewaySettings:
     log_level: str = "info"  # LOG_LEVEL
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
     # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
-    # aiohttp's default, 128, overflowed when 1,000 clients connected at once (the bench's overload):
-    # ~2,000 dropped handshakes and SYN retries, clients waiting 1-7 s to connect.
+    # aiohttp's default, 128, overflowed under the bench's burst of 1,000 connections (SYN retries).
     listen_backlog: int = 1024
     # GATEWAY_MAX_CONNECTIONS: client connections open at once, per process; at the limit new ones
     # wait to be accepted. Lowered at start where the descriptor limit (ulimit -n) cannot fit it.
@@ -53,7 +52,7 @@ class GatewaySettings:
     # sent yet) is closed after this long, giving its slot back. aiohttp's own default is 3630 s.
     keepalive_timeout_s: float = 75.0
     publisher: str = "confluent"  # GATEWAY_PUBLISHER: confluent (librdkafka) or aiokafka
-    # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled ~1 ms).
+    # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled each ms).
     kafka_report_wakeup: str = "pipe"
     event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
 

@@ -88,7 +88,7 @@ def _uncompiled(dataset_id: str, schema_file: Path | None) -> Callable[[str], No
     def note(reason: str) -> None:
         log.info(
             "dataset %r: its schema (%s) uses %s, outside the subset compiled for the fast path;"
-            " its events are parsed and checked by jsonschema (see README, Events are forwarded as sent)",
+            " its events are parsed and checked by jsonschema (docs/semantics.md: forwarded as sent)",
             dataset_id, schema_file, reason,
         )  # fmt: skip
 

@@ -19,8 +19,7 @@ def event_loop_from_env(env: Mapping[str, str]) -> str:
     """``EVENT_LOOP``, resolved: ``uvloop`` or ``asyncio``. ``auto`` (the default) is uvloop when it
     is installed (it is optional: not on every platform), else asyncio's own loop; ``uvloop`` asked
     for and not installed is a settings error, not a silent fallback. uvloop is the default because
-    the gateway's loop spent ~10-15% less CPU per single-event request on it (8 interleaved pairs at
-    c=32; no difference per event in 100-event batches). See README, Performance."""
+    the gateway's loop spends less CPU per single-event request on it (bench/NOTES.md)."""
     choice = env_choice(env, "EVENT_LOOP", "auto", EVENT_LOOPS)
     installed = importlib.util.find_spec("uvloop") is not None
     if choice == "auto":
@@ -49,9 +48,8 @@ def tune_gc() -> None:
     """Collect less often: both programs allocate a tree of parsed JSON per event, which dies young.
 
     With thousands of events in flight, the default collector (gen0 every 700 allocations) spends
-    its time scanning them. Measured on the gateway (100-event batches, c=32): +9% events/s, and the
-    single-event p99 fell from 19.6 ms to 6.2 ms. Objects alive after start-up are frozen out of
-    collections.
+    its time scanning them, and latency's tail grows with it (figures: bench/NOTES.md). Objects
+    alive after start-up are frozen out of collections.
     """
     gc.collect()
     gc.freeze()

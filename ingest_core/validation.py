@@ -1,12 +1,12 @@
 """JSON Schema validation with a compiled fast path and Ajv-6-style error messages.
 
-Valid input is checked by a compiled validator: jsonschema-rs (Rust), ~4x faster than the
-fastjsonschema it replaced and ~60x faster than jsonschema on our schemas (100 events: ~25 µs against
-~100 µs and ~5 ms). It checks formats too, so where it is stricter than jsonschema the slow path
-simply has the last word. Only when it fails does jsonschema run, and jsonschema is the source of
-truth and of the message: its first error, in the order Ajv 6 would have found it, written the way the
-reference implementation (Ajv 6) writes it: the schema path without its first ``/``, a space,
-and Ajv's wording, e.g. ``#properties/params/required should have required property 'msgid'``.
+Valid input is checked by a compiled validator: jsonschema-rs (Rust), much faster than
+fastjsonschema and jsonschema on our schemas (bench/NOTES.md). It checks formats too, so where it is
+stricter than jsonschema the slow path simply has the last word. Only when it fails does jsonschema
+run, and jsonschema is the source of truth and of the message: its first error, in the order Ajv 6
+would have found it, written the way the reference implementation (Ajv 6) writes it: the schema path
+without its first ``/``, a space, and Ajv's wording, e.g. ``#properties/params/required should have
+required property 'msgid'``.
 """
 
 from __future__ import annotations

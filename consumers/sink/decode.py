@@ -7,9 +7,9 @@ the gateway applies, so both agree.
 
 The hot path decodes the record's envelope with msgspec into a typed struct whose ``event`` stays
 raw JSON: the envelope's fields are checked in C, and the event is stored as the very text it had
-in the record, so it is never serialised again. Measured per record on batches of 5,000: ~9.7 µs
--> ~6.8 µs. Where the dataset's schema is compiled (``ingest_core.event_types``) the event is
-checked by that type without being parsed into Python (~4.2 -> ~3.3 µs), as the gateway checks it;
+in the record, so it is never serialised again. Where the dataset's schema is compiled
+(``ingest_core.event_types``) the event is checked by that type without being parsed into Python,
+as the gateway checks it (the figures of both: bench/NOTES.md);
 else it is parsed once, for its schema. Whatever either refuses takes the general path, where the
 schemas decide and word the error, so the fast path can never reject a valid record; the contract
 tests check that it accepts nothing the record schema rejects, and the unit tests that every record
@@ -230,7 +230,7 @@ class Decoder:
         syncts = record.obsrv_meta.syncts
         # The events of one request share their syncts: each value is converted once.
         at = self._received.get(syncts) or self._receive(syncts)
-        # The same tuple as Row(...) without the NamedTuple's Python-level __new__ (~280 -> ~165 ns).
+        # The same tuple as Row(...) without the NamedTuple's Python-level __new__, which is slower.
         return _new_row(
             Row,
             (dataset.id, event_id, record.msgid, text, topic, msg.partition() or 0, msg.offset() or 0, at),
@@ -316,5 +316,5 @@ class Decoder:
     ) -> Row:  # fmt: skip
         # The events of one request share their syncts: each value is converted once.
         at = self._received.get(syncts) or self._receive(syncts)
-        # The same tuple as Row(...) without the NamedTuple's Python-level __new__ (~280 -> ~165 ns).
+        # The same tuple as Row(...) without the NamedTuple's Python-level __new__, which is slower.
         return _new_row(Row, (dataset.id, event_id, msgid, event_json, topic, partition, offset, at))

@@ -1,10 +1,8 @@
 """Publisher on aiokafka (pure Python): the alternative to confluent-kafka, chosen with
 ``GATEWAY_PUBLISHER=aiokafka``. Same guarantees: idempotent, acks=all, bounded waits.
 
-confluent-kafka is the default because it is faster (README, Performance; in the latest run
-aiokafka's own ceiling was ~42k records/s against ~567k, the gateway on it did ~29k events/s in
-100-event batches against ~158k, and ~8.3k single-event requests/s against ~9.7k); this one needs
-no native library. One producer serves every request, with ``KAFKA_LINGER_MS``:
+confluent-kafka is the default because it is several times faster (bench/NOTES.md); this one
+needs no native library. One producer serves every request, with ``KAFKA_LINGER_MS``:
 ``KAFKA_BATCH_LINGER_MS`` is the confluent publisher's.
 
 aiokafka has no queue limit of its own. The events of the requests in flight are bounded by the
@@ -74,7 +72,7 @@ class AiokafkaPublisher:
 
     @property
     def restarts(self) -> int:
-        return 0  # aiokafka's producer is never replaced (see README, "A producer that librdkafka declares")
+        return 0  # aiokafka's producer is never replaced (docs/semantics.md)
 
     async def publish(self, topic: str, records: Sequence[OutRecord]) -> None:
         if not self._watch.kafka_ok:

@@ -13,7 +13,7 @@ on the loop thread and resolve futures directly: no poll thread fighting the loo
 last record of the request is acknowledged or the first fails.
 
 Every request waits at most the same time, so the waits expire in the order they began: one queue
-swept by the idle poll replaces a timer per request (``asyncio.wait_for`` cost ~3 µs per request).
+swept by the idle poll replaces a timer per request (``asyncio.wait_for`` costs more).
 
 Cluster metadata (readiness, missing topics, fail-fast while Kafka is silent) comes from a
 ``TopicWatch`` fed by ``list_topics`` in a thread.
@@ -90,7 +90,7 @@ class ConfluentPublisher:
         self._queue_bound = options.max_inflight_events  # queue.buffering.max.messages
         # Requests of one event go to a producer that lingers a fraction of a millisecond (their
         # latency is the request's); requests of several to one that lingers longer, so that
-        # Kafka gets fewer, larger produce requests (see README, Performance). One producer serves
+        # Kafka gets fewer, larger produce requests (bench/NOTES.md). One producer serves
         # both when the two lingers are the same.
         self._producer = self._new_producer(_CLIENT_ID, options.linger_ms)
         self._bulk = (
@@ -211,7 +211,7 @@ class ConfluentPublisher:
         for key, value, headers in records:
             try:
                 # Positional (topic, value, key, partition, callback, on_delivery, timestamp,
-                # headers): keywords cost ~0.5 µs more per record to match. -1 is "any partition"
+                # headers): keywords cost more per record to match. -1 is "any partition"
                 # (the key decides), 0 "now": the defaults.
                 produce(topic, value, key, -1, delivery, None, 0, headers)
             except BufferError:

@@ -4,10 +4,11 @@ librdkafka can write a byte to a file descriptor when its main queue (delivery r
 logs) gets events while nobody is polling it (``rd_kafka_queue_io_event_enable``). With a pipe
 watched by the event loop, reports are served as soon as they exist. Without it they wait, whenever
 every request is waiting for Kafka, for the publisher's next timer tick: ~1 ms, in whole
-milliseconds on uvloop. Measured with one gateway process and wrk, single events: at concurrency 1,
-~220-330 req/s with the timer against ~380-445 with the pipe; at 8, ~2.6-3.1k against ~3.6-4.8k;
-at 32, where a report is usually served right after another request's records are queued, within
-the noise.
+milliseconds on uvloop. That matters at low concurrency; at 32 and more, a report is usually served
+right after another request's records are queued anyway (figures: bench/NOTES.md).
+
+confluent-kafka is pinned (pyproject.toml) to the versions this was tested with, and
+tests/unit/test_confluent_pin.py fails when the installed one would fall back to the timer.
 
 confluent-kafka does not expose that call (its pull request #1448 adds it for consumers only,
 unmerged), so it is made through ctypes, on the librdkafka confluent-kafka loaded and the

@@ -3,10 +3,9 @@
 SQLite has one writer at a time, so a single connection is both the simplest and the fastest
 arrangement. It lives in a child process rather than a thread because binding and stepping through
 thousands of rows holds the GIL for most of the time: in a thread it competed with the decoding of
-the next batch, in a process the two run on separate cores (sink on SQLite ~82k -> ~100k events/s,
-see README, Performance). Rows cross as one MessagePack document per batch, their fields in one
-flat list (see ``_pack``; msgspec encodes 5,000 rows in ~0.4 ms where pickling them took ~2.7 ms of
-the parent's GIL), which the writer cuts into the statements' parameters; a transaction is
+the next batch, in a process the two run on separate cores. Rows cross as one MessagePack
+document per batch, their fields in one flat list (see ``_pack``; msgspec encodes them several
+times faster than pickle), which the writer cuts into the statements' parameters; a transaction is
 committed in the child before the call returns, so an acknowledged write is on disk exactly as
 before.
 
@@ -14,18 +13,16 @@ Commits are ``synchronous=FULL`` unless the URL asks for ``?synchronous=normal``
 syncs the WAL at each commit, so a batch whose offsets are then committed to Kafka survives a power
 loss or a crash of the machine, not only of the process. NORMAL leaves the last commits in the
 operating system's cache until the next checkpoint: a machine crash could roll them back after
-Kafka had their offsets, and those events would be missing from the store. Measured on this
-project's machine, on 200,000 rows in 5,000-row transactions (with ``executemany``, before the
-multi-row statements of ``_insert``): FULL ~7.8-8.6 µs of the writer's wall time per row, NORMAL
-~6.8-7.5.
+Kafka had their offsets, and those events would be missing from the store. FULL costs the writer
+~10-20% more time per row (bench/NOTES.md).
 
 On Linux the document does not go through the executor's pipe: the parent writes it into an
-anonymous in-memory file (``memfd_create``) and the writer opens that through ``/proc``. A 5,000-row
-batch (~1.75 MB) took ~3.5-4 ms to cross the pipe, 64 KB and two wake-ups at a time, plus a
-``remaining``-sized allocation per read in ``multiprocessing``; the writer sat idle for it before
-every batch (~10% of its time). Each file is named for its batch, and the writer reads one only
-under that name (see ``_read_memfd``). Where the writer cannot open the file (no ``/proc``, a
-restricted one), the store says so once and sends batches through the pipe from then on.
+anonymous in-memory file (``memfd_create``) and the writer opens that through ``/proc``: a batch
+crossed the pipe 64 KB and two wake-ups at a time, with an allocation per read in
+``multiprocessing``, while the writer sat idle. Each file is named for its batch, and the writer
+reads one only under that name (see ``_read_memfd``). Where the writer cannot open the file (no
+``/proc``, a restricted one), the store says so once and sends batches through the pipe from then
+on.
 
 The child is spawned (never forked: the parent runs librdkafka's threads), ignores SIGINT (Ctrl-C
 reaches the whole process group; the parent decides when to stop), and exits when the parent goes
@@ -116,9 +113,7 @@ def _call(path: str, synchronous: str, fn: Callable[..., T], *args: Any) -> T:
         conn = sqlite3.connect(path, isolation_level=None, timeout=5)
         # Only a database's first write sets its page size: one created here gets 16 KiB pages, an
         # existing one keeps its own. A commit then writes a quarter as many WAL frames, each with
-        # its own header and checksum. Measured alone on 400,000 of the bench's rows (ids in order,
-        # 5,000-row transactions, FULL), 3 interleaved runs: ~4.1-4.4 -> ~3.5-3.6 µs of the
-        # writer's wall time per row; ids in random order (UUID msgids, 1M rows) alike, ~18-21.
+        # its own header and checksum (figures: bench/NOTES.md).
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: each commit synced to disk before its offsets go to Kafka (see the docstring).
@@ -128,7 +123,7 @@ def _call(path: str, synchronous: str, fn: Callable[..., T], *args: Any) -> T:
         # are read again, and each commit writes thousands of scattered pages to the WAL. A 64 MiB
         # cache keeps the index of a few million rows, and checkpointing every ~40 MiB (10,000
         # 4 KiB pages) instead of every 1,000 pages writes a page dirtied by several commits back
-        # once. Measured on 1M such records: ~39k -> ~50k events/s; ids in order unchanged.
+        # once.
         conn.execute(f"PRAGMA cache_size={-CACHE_KIB}")
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
@@ -214,9 +209,8 @@ def _pack(rows: Sequence[Row]) -> bytes:
     ``received_at`` as the text stored, as one MessagePack document.
 
     The writer then only cuts the list into statements' parameters. With the rows as tuples and
-    ``received_at`` as a timestamp it also built 5,000 tuples, chained them, and looked up each row's
-    text: ~0.5 µs more of its time per row (~0.9 against ~0.4 in timeit), against ~0.2 µs here. The
-    writer is the sink's limit on SQLite, and this process has time to spare.
+    ``received_at`` as a timestamp it also built a tuple per row, chained them, and looked up each
+    row's text, costing it more than this costs here; the writer is the busier of the two.
     """
     flat: list[Any] = list(itertools.chain.from_iterable(rows))
     # The decoder gives the rows of one request one datetime object (see consumers.sink.decode), so
@@ -235,11 +229,8 @@ def _insert(conn: sqlite3.Connection, batch: bytes | tuple[str, str]) -> int:
 
     Rows go in by multi-row ``INSERT ... VALUES``, up to 256 rows per statement, their parameters
     one flat list made in C: ``executemany`` bound and stepped one statement per row, and in the
-    writer's profile that (with building a tuple of parameters per row) was most of its CPU.
-    Measured on 200,000 rows in 5,000-row transactions, 3 interleaved runs each: ~7.9-9.4 -> ~6.2-6.4
-    µs of CPU per row (MessagePack encoding included); the sink on SQLite in the bench, 3 interleaved
-    pairs: 99k -> 107k, 106k -> 105k, 107k -> 118k events/s. 64 to 1,000 rows per statement are
-    alike; one JSON document per batch through ``json_each`` was slower than ``executemany``.
+    writer's profile that (with building a tuple of parameters per row) was most of its CPU
+    (figures: bench/NOTES.md).
     """
     if isinstance(batch, tuple):
         batch = _read_memfd(*batch)
