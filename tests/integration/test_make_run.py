@@ -7,14 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.procs import wait_http
 from tests.support.kafka import KAFKA_SH, ROOT, free_port_pair
-from tests.support.proc import running
+from tests.support.proc import group_members, running
 
 pytestmark = pytest.mark.integration
 
@@ -33,30 +32,8 @@ def _listening(port: int) -> bool:
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"make run exited with {proc.returncode} before it was ready"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready in {timeout_s}s")
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
+    assert proc.poll() is None, f"make run exited with {proc.returncode} before it was ready"
+    wait_http(url, timeout_s)
 
 
 def test_make_run_stopped_by_sigterm_to_its_group_leaves_nothing_running(tmp_path: Path) -> None:
@@ -97,7 +74,7 @@ def test_make_run_stopped_by_sigterm_to_its_group_leaves_nothing_running(tmp_pat
         if running(broker_pid):
             left.append(f"broker pid {broker_pid}")
         assert not left, f"try {attempt + 1}: still running after the stop: {left}\n{text}"
-        assert not _group_members(proc.pid), f"try {attempt + 1}: processes of the run left\n{text}"
+        assert not group_members(proc.pid), f"try {attempt + 1}: processes of the run left\n{text}"
         assert "kafka.sh: stopped broker" in text, f"try {attempt + 1}:\n{text}"
 
 

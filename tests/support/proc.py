@@ -24,17 +24,25 @@ subprocess.run(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
 """
 
 
-def children_of(pid: int) -> list[int]:
+def _stats() -> list[tuple[int, list[str]]]:
+    """Every process's pid and the fields of its /proc stat after the command (state, ppid, pgrp...)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                out.append((int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()))
             except OSError:
                 continue
-            if int(fields[1]) == pid:
-                out.append(int(entry.name))
     return out
+
+
+def children_of(pid: int) -> list[int]:
+    return [child for child, fields in _stats() if int(fields[1]) == pid]
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    return [pid for pid, fields in _stats() if int(fields[2]) == pgid and fields[0] != "Z"]
 
 
 def running(pid: int) -> bool:
