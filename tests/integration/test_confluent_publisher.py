@@ -123,7 +123,7 @@ async def test_a_request_that_would_overfill_the_queue_is_refused_whole_at_once(
 async def test_reports_wake_the_loop_through_librdkafkas_pipe(kafka_bootstrap: str) -> None:
     topic = unique("ingest.publisher")
     await asyncio.to_thread(_create_topic, kafka_bootstrap, topic)
-    publisher = ConfluentPublisher(_options(kafka_bootstrap, 0.2, 5.0))
+    publisher = ConfluentPublisher(replace(_options(kafka_bootstrap, 0.2, 5.0), report_wakeup="pipe"))
     await publisher.start()
     try:
         # Both producers signal through their pipes: no timer polls at all.
