@@ -1,4 +1,9 @@
-"""The registry: datasets and their Kafka topics, read from ``topics.yaml`` and validated at start.
+"""The registry: datasets, REST sources and import types, and their Kafka topics, read from
+``topics.yaml`` and validated at start.
+
+Every record on Kafka names what it belongs to in its ``dataset`` field: a dataset's id, a
+source's id or an import type. The three share one name space (the registry refuses a name used
+twice), so a consumer finds any record's topic and schema in ``Registry.records``.
 
 A bad file raises ``RegistryError`` whose message names the file and the key at fault; programs
 print it and stop.
@@ -9,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +55,20 @@ class Dataset:
 class Registry:
     path: Path
     datasets: Mapping[str, Dataset]
+    # REST sources and JSONL import types, each as a Dataset of its records (its topic as the
+    # entry topic; a source's entries checked by schemas/sources/entry.json).
+    sources: Mapping[str, Dataset] = field(default_factory=dict)
+    types: Mapping[str, Dataset] = field(default_factory=dict)
+    # Everything a record's ``dataset`` may name: datasets, sources and types.
+    records: Mapping[str, Dataset] = field(default_factory=dict)
 
     def get(self, dataset_id: str) -> Dataset | None:
+        """A dataset of ``POST /v2/data/in`` (not a source or a type)."""
         return self.datasets.get(dataset_id)
 
     def entry_topics(self) -> list[str]:
-        """Every configured entry topic, once each, in registry order."""
-        return list(dict.fromkeys(d.entry_topic for d in self if d.entry_topic))
+        """Every topic records are published to (datasets', sources' and types'), once each."""
+        return list(dict.fromkeys(d.entry_topic for d in self.records.values() if d.entry_topic))
 
     def __iter__(self) -> Iterator[Dataset]:
         return iter(self.datasets.values())
@@ -102,6 +114,15 @@ def parse_registry(doc: Any, source: Path) -> Registry:
     if error is not None:
         raise RegistryError(f"{source}: {_where(error.absolute_path)}: {error.message}")
     datasets: dict[str, Dataset] = {}
+    records: dict[str, Dataset] = {}
+
+    def claim(name: str, where: str) -> None:
+        if name in records:
+            raise RegistryError(
+                f"{source}: {where}: {name!r} is already a dataset, source or type: records name"
+                " them in one field, so each name is used once"
+            )
+
     for i, item in enumerate(doc["datasets"]):
         where = f"datasets[{i}]"
         if item["id"] in datasets:
@@ -123,7 +144,45 @@ def parse_registry(doc: Any, source: Path) -> Registry:
             validator=validator,
             event_type=compile_event_type(schema, read, _uncompiled(item["id"], schema_file)),
         )
-    return Registry(path=source, datasets=datasets)
+        records[item["id"]] = datasets[item["id"]]
+    entry_file = schema_path("sources/entry.json")
+    entry_schema, entry_validator = _load_dataset_schema(entry_file, "sources", source)
+    sources: dict[str, Dataset] = {}
+    for i, item in enumerate(doc.get("sources", [])):
+        claim(item["id"], f"sources[{i}].id")
+        sources[item["id"]] = records[item["id"]] = _target(
+            item["id"], item, entry_file, entry_schema, entry_validator
+        )
+    types: dict[str, Dataset] = {}
+    for i, item in enumerate(doc.get("types", [])):
+        claim(item["type"], f"types[{i}].type")
+        type_file = type_schema = type_validator = None
+        if "schema" in item:
+            type_file = (source.parent / item["schema"]).resolve()
+            type_schema, type_validator = _load_dataset_schema(type_file, f"types[{i}].schema", source)
+        types[item["type"]] = records[item["type"]] = _target(
+            item["type"], item, type_file, type_schema, type_validator
+        )
+    return Registry(path=source, datasets=datasets, sources=sources, types=types, records=records)
+
+
+def _target(
+    name: str, item: Mapping[str, Any], schema_file: Path | None, schema: dict[str, Any] | None,
+    validator: SchemaValidator | None,
+) -> Dataset:  # fmt: skip
+    """A source or a type as the Dataset of its records: keyed and identified by the import."""
+    return Dataset(
+        id=name,
+        entry_topic=item["topic"],
+        partitions=item.get("partitions", DEFAULT_PARTITIONS),
+        replication_factor=item.get("replication_factor"),
+        key=None,
+        dedup_key=None,
+        batch=True,
+        schema_file=schema_file,
+        validator=validator,
+        event_type=compile_event_type(schema, [], _uncompiled(name, schema_file)),
+    )
 
 
 def load_registry(path: Path) -> Registry:

@@ -28,8 +28,12 @@ def dlq_topic_spec(name: str) -> TopicSpec:
 
 
 def topic_specs(registry: Registry, dlq_topic: str | None = None) -> list[TopicSpec]:
-    """Every topic the system needs: each dataset's entry topic, plus the dead-letter topic."""
-    specs = [TopicSpec(d.entry_topic, d.partitions, d.replication_factor) for d in registry if d.entry_topic]
+    """Every topic the system needs: each dataset's, source's and type's, plus the dead-letter topic."""
+    specs = [
+        TopicSpec(d.entry_topic, d.partitions, d.replication_factor)
+        for d in registry.records.values()
+        if d.entry_topic
+    ]
     if dlq_topic:
         specs.append(dlq_topic_spec(dlq_topic))
     return specs
@@ -47,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingest-topics: {exc}", file=sys.stderr)
         return 2
     if args.command == "check":
-        for d in registry:
-            print(f"{d.id}\t{d.entry_topic or '-'}\tpartitions={d.partitions}\tbatch={d.batch}")
+        for kind, targets in (
+            ("dataset", registry.datasets),
+            ("source", registry.sources),
+            ("type", registry.types),
+        ):
+            for d in targets.values():
+                print(f"{kind}\t{d.id}\t{d.entry_topic or '-'}\tpartitions={d.partitions}\tbatch={d.batch}")
         return 0
     bootstrap = env_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     try:

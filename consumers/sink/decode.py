@@ -209,7 +209,7 @@ class Decoder:
             return None
         record, raw = fast
         topic = msg.topic()
-        dataset = self._registry.datasets.get(record.dataset)
+        dataset = self._registry.records.get(record.dataset)
         if dataset is None or dataset.entry_topic != topic or dataset.event_type is None:
             return None
         # The dataset's compiled type checks the event without parsing it into Python (see
@@ -253,7 +253,7 @@ class Decoder:
         if fast is None:
             return self._decode_general(topic, partition, offset, value)
         record, raw = fast
-        dataset = self._registry.get(record.dataset)
+        dataset = self._registry.records.get(record.dataset)
         if dataset is not None and dataset.entry_topic == topic and dataset.event_type is not None:
             # The compiled type refused the event: the general path says why.
             return self._decode_general(topic, partition, offset, value)
@@ -297,7 +297,7 @@ class Decoder:
         self, topic: str, partition: int, offset: int, dataset_id: str, msgid: str, event_id: str,
         event: dict[str, Any], event_json: str, syncts: float,
     ) -> Row | Rejected:  # fmt: skip
-        dataset = self._registry.get(dataset_id)
+        dataset = self._registry.records.get(dataset_id)
         if dataset is None:
             return Rejected("unknown_dataset", f"unknown dataset {dataset_id[:128]!r}")
         if dataset.entry_topic != topic:

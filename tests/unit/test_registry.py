@@ -70,3 +70,63 @@ def test_dataset_schema_with_a_remote_reference_is_refused(tmp_path: Path) -> No
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read the registry"):
         load_registry(tmp_path / "absent.yaml")
+
+
+def test_sources_and_types_are_record_targets_beside_the_datasets(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text('{"type": "object", "required": ["user_id"]}', encoding="utf-8")
+    registry = load_registry(
+        write(
+            tmp_path,
+            {
+                "datasets": [{"id": "d", "entry_topic": "ingest.d"}],
+                "sources": [{"id": "s", "topic": "source.s", "partitions": 6}],
+                "types": [
+                    {"type": "t", "topic": "import.t", "schema": "t.json"},
+                    {"type": "u", "topic": "import.u"},
+                ],
+            },
+        )
+    )
+    assert registry.get("s") is None  # not a dataset of POST /v2/data/in
+    assert set(registry.records) == {"d", "s", "t", "u"}
+    assert registry.entry_topics() == ["ingest.d", "source.s", "import.t", "import.u"]
+    source, typed, free = registry.sources["s"], registry.types["t"], registry.types["u"]
+    assert (source.entry_topic, source.partitions) == ("source.s", 6)
+    # A source's entries are checked by the entry schema; a type's data by its own, if any.
+    assert source.validator is not None
+    assert source.validator.first_error({"date": "2024-03-08 00:29:00", "name": "n", "content": "c"}) is None
+    assert source.validator.first_error({"date": "2024-03-08", "name": "n", "content": "c"}) is not None
+    assert typed.validator is not None
+    assert typed.validator.first_error({}) is not None
+    assert free.validator is None
+
+
+def test_the_project_registry_has_the_references_source_and_types() -> None:
+    registry = load_registry(ROOT / "topics.yaml")
+    assert set(registry.sources) == {"your_id"}
+    assert set(registry.types) == {"user_profile", "transaction"}
+
+
+@pytest.mark.parametrize(
+    ("doc", "fragment"),
+    [
+        (
+            {"datasets": [{"id": "x", "entry_topic": "t"}], "sources": [{"id": "x", "topic": "s"}]},
+            "sources[0].id: 'x' is already a dataset, source or type",
+        ),
+        (
+            {"datasets": [], "sources": [{"id": "s", "topic": "s"}], "types": [{"type": "s", "topic": "t"}]},
+            "types[0].type: 's' is already a dataset, source or type",
+        ),
+        ({"datasets": [], "sources": [{"id": "s"}]}, "sources[0]: 'topic' is a required property"),
+        ({"datasets": [], "types": [{"type": "t", "topic": "bad topic"}]}, "types[0].topic"),
+        (
+            {"datasets": [], "types": [{"type": "t", "topic": "t", "schema": "missing.json"}]},
+            "types[0].schema",
+        ),
+    ],
+)
+def test_bad_sources_and_types_name_the_key(tmp_path: Path, doc: Any, fragment: str) -> None:
+    with pytest.raises(RegistryError) as info:
+        load_registry(write(tmp_path, doc))
+    assert fragment in str(info.value)

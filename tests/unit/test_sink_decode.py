@@ -335,3 +335,32 @@ def test_decode_all_gives_each_record_what_decode_gives_it() -> None:
     shortcut = sum(DECODER._compiled_row(m) is not None for m in messages)
     assert 1000 < shortcut < len(rows)
     assert len(refused) > 500
+
+
+def test_records_of_sources_and_types_are_rows_checked_by_their_schemas() -> None:
+    registry = parse_registry(
+        {
+            "datasets": [],
+            "sources": [{"id": "src", "topic": "source.src"}],
+            "types": [{"type": "profile", "topic": "import.profile", "schema": str(EXAMPLE_SCHEMA)}],
+        },
+        Path("/virtual/topics.yaml"),
+    )
+    decoder = Decoder(registry)
+    entry = {"date": "2024-03-08 00:29:00", "name": "User 1", "content": "Feedback 1"}
+    row = decoder.decode("source.src", 0, 7, build_value("src", "imp-1", "imp-1:0", entry, 1))
+    assert isinstance(row, Row)
+    assert (row.dataset, row.event_id, row.topic) == ("src", "imp-1:0", "source.src")
+    bad_entry = decoder.decode(
+        "source.src", 0, 8, build_value("src", "imp-1", "imp-1:1", {**entry, "date": "x"}, 1)
+    )
+    assert isinstance(bad_entry, Rejected)
+    assert bad_entry.reason == "schema"
+    wrong_topic = decoder.decode("import.profile", 0, 9, build_value("src", "imp-1", "imp-1:2", entry, 1))
+    assert isinstance(wrong_topic, Rejected)
+    assert wrong_topic.reason == "wrong_topic"
+    typed = decoder.decode(
+        "import.profile", 1, 0, build_value("profile", "imp-2", "imp-2:1", {"eid": "E"}, 1)
+    )
+    assert isinstance(typed, Row)
+    assert typed.dataset == "profile"
