@@ -6,11 +6,17 @@ import sys
 
 from gateway.serve import serve, supervise
 from gateway.settings import GatewaySettings
+from ingest_core.auth import load_principals
 from ingest_core.service import start
 
 
+def _check(settings: GatewaySettings) -> None:
+    # The principals file is checked at start like the registry: a bad one stops the program.
+    load_principals(settings.auth_file)
+
+
 def main() -> int:
-    settings, registry = start("ingest-gateway", GatewaySettings.from_env)
+    settings, registry = start("ingest-gateway", GatewaySettings.from_env, _check)
     if settings.workers > 1:
         return supervise(settings)
     return serve(settings, registry)

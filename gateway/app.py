@@ -11,12 +11,14 @@ from gateway.admission import Admission
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
 from gateway.metrics import GatewayMetrics
-from gateway.routes import ingest, ops
+from gateway.routes import ingest, ops, source_import
 from gateway.settings import GatewaySettings
+from ingest_core.auth import Principals, load_principals
 from ingest_core.malformed import watch_malformed
 from ingest_core.prepare import Ingestor
 from ingest_core.publish import ProducerOptions, Publisher, open_publisher
 from ingest_core.registry import Registry
+from ingest_core.source_import import SourceImporter
 
 
 class ServerOptions(TypedDict):
@@ -48,7 +50,10 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
     return open_publisher(settings.publisher, options)
 
 
-def create_app(settings: GatewaySettings, registry: Registry) -> web.Application:
+def create_app(
+    settings: GatewaySettings, registry: Registry, principals: Principals | None = None
+) -> web.Application:
+    """The gateway's app; ``principals`` from ``AUTH_FILE`` unless given (raises AuthFileError)."""
     metrics = GatewayMetrics(d.id for d in registry)
     ctx = GatewayContext(
         ingestor=Ingestor(registry, settings.max_batch_events, settings.kafka_max_record_bytes),
@@ -60,6 +65,8 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
             max_bytes=settings.max_inflight_bytes,
             max_events=settings.max_inflight_events,
         ),
+        principals=load_principals(settings.auth_file) if principals is None else principals,
+        source_importer=SourceImporter(registry, settings.max_batch_events, settings.kafka_max_record_bytes),
     )
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[CONTEXT] = ctx
@@ -78,6 +85,7 @@ def create_app(settings: GatewaySettings, registry: Registry) -> web.Application
     app.cleanup_ctx.append(publisher_ctx)
     routes = Routes(app, metrics)
     ingest.add_routes(routes)
+    source_import.add_routes(routes)
     ops.add_routes(routes, app)
     routes.add_not_found()
     return app

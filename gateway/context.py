@@ -10,8 +10,10 @@ from aiohttp import web
 
 from gateway.admission import Admission
 from gateway.metrics import GatewayMetrics
+from ingest_core.auth import Principals
 from ingest_core.prepare import Ingestor, Prepared
 from ingest_core.publish import Publisher
+from ingest_core.source_import import SourceImporter
 
 
 @dataclass(slots=True)
@@ -21,6 +23,8 @@ class GatewayContext:
     max_body_bytes: int
     body_timeout_s: float
     admission: Admission
+    principals: Principals
+    source_importer: SourceImporter
     _publisher: Publisher | None = field(default=None)
 
     def publisher(self) -> Publisher:

@@ -11,13 +11,16 @@ from typing import NamedTuple
 
 from ingest_core.errors import (
     DatasetNotFound,
+    Forbidden,
     IngestError,
     InvalidInput,
     KafkaUnavailable,
     Overloaded,
     PayloadTooLarge,
+    SourceNotFound,
     TopicMissing,
     TopicNotDefined,
+    Unauthorized,
 )
 
 
@@ -71,6 +74,10 @@ HTTP: dict[type[IngestError], HttpForm] = {
     RouteNotFound: HttpForm(404, "NOT_FOUND"),
     MethodNotAllowed: HttpForm(405, "METHOD_NOT_ALLOWED"),
     IngestError: HttpForm(500, "SERVER_ERROR"),
+    # The import APIs' (each family words them in its own format).
+    Unauthorized: HttpForm(401, "UNAUTHORIZED"),
+    Forbidden: HttpForm(403, "FORBIDDEN"),
+    SourceNotFound: HttpForm(404, "NOT_FOUND"),
 }
 
 
@@ -83,14 +90,28 @@ def http_form(error: type[IngestError]) -> HttpForm:
     return HTTP[IngestError]
 
 
-# Every code a client can see, for the README's error table and its contract test.
-ALL_ERRORS: tuple[type[IngestError], ...] = tuple(HTTP)
+# Every code a client of the ingestion API can see, for the README's error table and its contract test.
+ALL_ERRORS: tuple[type[IngestError], ...] = (
+    InvalidInput,
+    DatasetNotFound,
+    TopicNotDefined,
+    TopicMissing,
+    PayloadTooLarge,
+    UnsupportedEncoding,
+    BodyTimeout,
+    KafkaUnavailable,
+    Overloaded,
+    RouteNotFound,
+    MethodNotAllowed,
+    IngestError,
+)
 
 __all__ = [
     "ALL_ERRORS",
     "HTTP",
     "BodyTimeout",
     "DatasetNotFound",
+    "Forbidden",
     "HttpForm",
     "IngestError",
     "InvalidInput",
@@ -99,8 +120,10 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "RouteNotFound",
+    "SourceNotFound",
     "TopicMissing",
     "TopicNotDefined",
+    "Unauthorized",
     "UnsupportedEncoding",
     "http_form",
 ]

@@ -30,17 +30,27 @@ MSGID_KEY = web.RequestKey("ingest.msgid", str)
 UNMATCHED = "unmatched"  # the route label of requests to unknown paths
 
 
-def error_response(
-    error: IngestError, msgid: str | None, headers: dict[str, str] | None = None
-) -> web.Response:
+# How an API family answers an error: from the error, the request's msgid (if known) and headers.
+Render = Callable[[IngestError, "str | None", "dict[str, str] | None"], web.Response]
+
+
+def error_headers(error: IngestError, headers: dict[str, str] | None = None) -> dict[str, str] | None:
+    """The headers an error's answer carries (``Retry-After``, ``Accept-Encoding``), with ``headers``."""
     form = http_form(type(error))
     if form.headers is not None:
         headers = {**(headers or {}), **form.headers}
     if form.retry_after_s is not None:
         headers = {**(headers or {}), "Retry-After": str(form.retry_after_s)}
+    return headers
+
+
+def error_response(
+    error: IngestError, msgid: str | None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The ingestion API's answer to an error, in its envelope."""
     return web.Response(
-        status=form.status, body=error_body(error, msgid, API_ID),
-        content_type="application/json", headers=headers,
+        status=http_form(type(error)).status, body=error_body(error, msgid, API_ID),
+        content_type="application/json", headers=error_headers(error, headers),
     )  # fmt: skip
 
 
@@ -54,25 +64,26 @@ def _from_http(exc: web.HTTPException) -> IngestError | None:
     return None
 
 
-def wrap(route: str, handler: Handler, metrics: GatewayMetrics) -> Handler:
-    """``handler`` timed under the label ``route``, with every error rendered as an API error."""
+def wrap(route: str, handler: Handler, metrics: GatewayMetrics, render: Render = error_response) -> Handler:
+    """``handler`` timed under the label ``route``, with every error rendered by ``render`` (the
+    ingestion API's envelope unless the route's family has its own)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
         try:
             response = await handler(request)
         except IngestError as error:
-            response = error_response(error, request.get(MSGID_KEY, error.msgid))
+            response = render(error, request.get(MSGID_KEY, error.msgid), None)
         except web.HTTPException as exc:
             mapped = _from_http(exc)
             if mapped is None:
                 metrics.observe_request(route, request.method, exc.status, time.perf_counter() - start)
                 raise
-            response = error_response(mapped, request.get(MSGID_KEY))
+            response = render(mapped, request.get(MSGID_KEY), None)
         except Exception:
             # Logged once here, answered generically: internals never reach the client.
             log.exception("unhandled error on %s %s", request.method, route)
-            response = error_response(IngestError(), request.get(MSGID_KEY))
+            response = render(IngestError(), request.get(MSGID_KEY), None)
         metrics.observe_request(route, request.method, response.status, time.perf_counter() - start)
         return response
 
@@ -87,20 +98,24 @@ class Routes:
         self._metrics = metrics
 
     def add(
-        self, path: str, methods: Iterable[str], handler: Handler, expect: ExpectHandler | None = None
-    ) -> None:
-        """``expect``: the routes' answer to an ``Expect`` header (aiohttp's: ``100 Continue`` at once)."""
+        self, path: str, methods: Iterable[str], handler: Handler, expect: ExpectHandler | None = None,
+        render: Render = error_response,
+    ) -> None:  # fmt: skip
+        """``expect``: the routes' answer to an ``Expect`` header (aiohttp's: ``100 Continue`` at once).
+        ``render``: how the route's API family answers errors."""
         resource = self._router.add_resource(path)
         allowed = sorted(set(methods))
         for method in allowed:
-            resource.add_route(method, wrap(path, handler, self._metrics), expect_handler=expect)
+            resource.add_route(method, wrap(path, handler, self._metrics, render), expect_handler=expect)
         allow_header = {"Allow": ", ".join(allowed)}
 
         async def not_allowed(request: web.Request) -> web.Response:
-            return error_response(MethodNotAllowed(), None, allow_header)
+            return render(MethodNotAllowed(), None, allow_header)
 
         # Tried after the methods above: aiohttp matches a resource's routes in the order added.
-        resource.add_route(hdrs.METH_ANY, wrap(path, not_allowed, self._metrics), expect_handler=expect)
+        resource.add_route(
+            hdrs.METH_ANY, wrap(path, not_allowed, self._metrics, render), expect_handler=expect
+        )
 
     def add_not_found(self) -> None:
         """Last: every path no route matched gets 404 in the envelope."""

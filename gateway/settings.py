@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_str
+from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_opt, env_str
 from ingest_core.publish import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.runtime import event_loop_from_env
 
@@ -55,6 +55,8 @@ class GatewaySettings:
     # KAFKA_REPORT_WAKEUP: pipe (librdkafka signals new delivery reports) or timer (polled each ms).
     kafka_report_wakeup: str = "pipe"
     event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
+    # AUTH_FILE: the principals (schemas/auth.schema.json); unset: the import APIs answer 401.
+    auth_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -95,6 +97,7 @@ class GatewaySettings:
                 env, "KAFKA_REPORT_WAKEUP", d.kafka_report_wakeup, ("pipe", "timer")
             ),
             event_loop=event_loop_from_env(env),
+            auth_file=Path(auth) if (auth := env_opt(env, "AUTH_FILE")) else None,
         )
         if settings.kafka_max_record_bytes > MAX_RECORD_BYTES:
             raise SettingsError(

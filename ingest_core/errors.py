@@ -7,7 +7,10 @@ carry internals or payloads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
+
+Problem = tuple[str, str]
 
 
 class IngestError(Exception):
@@ -15,10 +18,14 @@ class IngestError(Exception):
     retriable: ClassVar[bool] = False
     default_message: ClassVar[str] = "Internal server error"
 
-    def __init__(self, message: str | None = None, msgid: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, msgid: str | None = None, problems: Sequence[Problem] = ()
+    ) -> None:
         self.message = message or self.default_message
         # The request's msgid when it was read before the failure, for echoing it in the answer.
         self.msgid = msgid
+        # Each problem found, where the API family lists them: (where in the request, what is wrong).
+        self.problems = problems
         super().__init__(self.message)
 
 
@@ -69,3 +76,24 @@ class Overloaded(IngestError):
     code = "OVERLOADED"
     retriable = True
     default_message = "The gateway is at capacity; retry with the same msgid"
+
+
+class Unauthorized(IngestError):
+    """No credentials, or credentials of no known principal."""
+
+    code = "UNAUTHORIZED_ACCESS"
+    default_message = "Missing or invalid credentials"
+
+
+class Forbidden(IngestError):
+    """A known principal without the permission, or without the target in its scope."""
+
+    code = "FORBIDDEN_ACCESS"
+    default_message = "Not allowed: the credentials lack the permission or the scope"
+
+
+class SourceNotFound(IngestError):
+    """A REST-source import names a source the registry does not have."""
+
+    code = "SOURCE_NOT_FOUND"
+    default_message = "Unknown source_id"

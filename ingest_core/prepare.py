@@ -109,7 +109,7 @@ _VALUE_SHARE = 6
 _value_of = operator.itemgetter(1)
 
 
-def _first_too_large(records: list[OutRecord], limit: int) -> tuple[int, int] | None:
+def first_too_large(records: list[OutRecord], limit: int) -> tuple[int, int] | None:
     """The index and size of the first record over ``limit``, if any."""
     # Measuring every record costs far more than finding the largest value.
     if max(map(len, map(_value_of, records)), default=0) * _VALUE_SHARE + _RECORD_FRAMING <= limit:
@@ -217,7 +217,7 @@ class Ingestor:
                 return None
         msgid = envelope.params.msgid
         records = build_raw_records(dataset.id, msgid, events, keys, dedups, int(time.time() * 1000))
-        if len(body) * _RAW_SHARE + _RAW_SLACK >= self._max_record and _first_too_large(
+        if len(body) * _RAW_SHARE + _RAW_SLACK >= self._max_record and first_too_large(
             records, self._max_record
         ):
             return None  # prepare words the error
@@ -293,7 +293,7 @@ class Ingestor:
             raise InvalidInput(
                 f"{where}: nested too deeply (objects and arrays at most {MAX_EVENT_DEPTH} levels deep)"
             ) from None
-        too_large = _first_too_large(records, self._max_record)
+        too_large = first_too_large(records, self._max_record)
         if too_large is not None:
             index, size = too_large
             where = f"data[{index}]" if batch else "data"

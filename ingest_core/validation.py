@@ -150,3 +150,30 @@ class SchemaValidator:
             # interpreter allows cannot be checked, so it is not accepted.
             return "# is nested too deeply to be checked"
         return None if error is None else ajv_message(error)
+
+    def all_errors(self, instance: Any, most: int) -> list[tuple[str, jsonschema.ValidationError]]:
+        """Up to ``most`` violations, each with where it is (``payload[3].date``), in the order
+        jsonschema finds them; empty when ``instance`` is valid."""
+        if self._fast is not None:
+            try:
+                if self._fast(instance):
+                    return []
+            except Exception:  # noqa: BLE001, S110 - a value it cannot take: jsonschema decides
+                pass
+        out = []
+        try:
+            for error in self._slow.iter_errors(instance):
+                out.append((instance_path(error.absolute_path), error))
+                if len(out) >= most:
+                    break
+        except RecursionError:
+            return [("", jsonschema.ValidationError("nested too deeply to be checked"))]
+        return out
+
+
+def instance_path(path: Any) -> str:
+    """A location in a document as a reader writes it: ``payload[3].date`` (empty: the whole)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -40,6 +40,13 @@ fi
 
 "$bin/ingest-topics" apply
 
+# Without AUTH_FILE: a development principal with every permission, made once under ./data/ (its
+# secret printed when made); with AUTH_FILE set, nothing is made.
+if [ -z "${AUTH_FILE:-}" ]; then
+  "$bin/ingest-auth" dev data
+  export AUTH_FILE=data/auth.yaml
+fi
+
 if [ -x "$bin/ingest-sink" ] && [ "${RUN_SINK:-1}" = 1 ]; then
   "$bin/ingest-sink" & pids+=($!)
 fi

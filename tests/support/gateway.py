@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.app import SERVER_OPTIONS, create_app
 from gateway.settings import GatewaySettings
+from ingest_core.auth import Principals
 from ingest_core.kafka import ensure_topics
 from ingest_core.registry import Registry, load_registry
 from ingest_core.topics_cli import topic_specs
@@ -67,16 +68,18 @@ class GatewayHandle:
             return resp.status, dict(resp.headers), await resp.json(content_type=None)
 
 
-def write_registry(path: Path, datasets: list[dict[str, Any]]) -> Path:
-    path.write_text(yaml.safe_dump({"datasets": datasets}), encoding="utf-8")
+def write_registry(path: Path, datasets: list[dict[str, Any]], **more: list[dict[str, Any]]) -> Path:
+    """A registry file of ``datasets`` (and ``sources=``, ``types=``)."""
+    path.write_text(yaml.safe_dump({"datasets": datasets, **more}), encoding="utf-8")
     return path
 
 
 @asynccontextmanager
 async def running_gateway(
-    bootstrap: str, datasets: list[dict[str, Any]], tmp_path: Path, **overrides: Any
-) -> AsyncIterator[GatewayHandle]:
-    registry = load_registry(write_registry(tmp_path / "topics.yaml", datasets))
+    bootstrap: str, datasets: list[dict[str, Any]], tmp_path: Path, sources: list[dict[str, Any]] | None = None,
+    principals: Principals | None = None, **overrides: Any,
+) -> AsyncIterator[GatewayHandle]:  # fmt: skip
+    registry = load_registry(write_registry(tmp_path / "topics.yaml", datasets, sources=sources or []))
     await asyncio.to_thread(ensure_topics, bootstrap, topic_specs(registry))
     # CI runs these tests once more with KAFKA_REPORT_WAKEUP=timer: both ways of serving reports.
     overrides.setdefault("kafka_report_wakeup", os.environ.get("KAFKA_REPORT_WAKEUP") or "pipe")
@@ -85,7 +88,7 @@ async def running_gateway(
     )
     # A runner as gateway.serve makes it (aiohttp's TestServer would cancel handlers whose client
     # goes away, which the gateway's own server does not).
-    app = create_app(settings, registry)
+    app = create_app(settings, registry, principals)
     runner = web.AppRunner(app, **SERVER_OPTIONS)
     await runner.setup()
     try:

@@ -1,0 +1,63 @@
+"""``POST /api/v1/source/import``: a REST source's entries, each published to the source's topic and
+acknowledged by Kafka before the answer.
+
+Errors are JSON objects ``{"message": ..., "errors": [{"path": ..., "message": ...}]}`` (``errors``
+may be empty): 400 malformed, with every problem; 401 no or unknown ``X-API-KEY``; 403 a key
+without ``source-import`` or without the source in its scope; 404 an unknown ``source_id``; 413
+too large; 503 Kafka unavailable or the gateway at capacity, with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from gateway.body import content_coding, expect_continue, held_size, read_body, received_body
+from gateway.context import CONTEXT
+from gateway.errors import Forbidden, http_form
+from gateway.handling import Routes, error_headers
+from ingest_core.errors import IngestError
+from ingest_core.ids import new_import_id
+
+PATH = "/api/v1/source/import"
+STARTED = "REST import started successfully"
+PERMISSION = "source-import"
+
+
+def render_error(error: IngestError, _msgid: str | None, headers: dict[str, str] | None) -> web.Response:
+    """The source-import family's answer to an error."""
+    body = {
+        "message": error.message,
+        "errors": [{"path": where, "message": what} for where, what in error.problems],
+    }
+    return web.Response(
+        status=http_form(type(error)).status, body=orjson.dumps(body), content_type="application/json",
+        headers=error_headers(error, headers),
+    )  # fmt: skip
+
+
+async def source_import(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    principal = ctx.principals.authorize(request.headers.get("X-API-KEY"), PERMISSION)
+    coding = content_coding(request)
+    async with ctx.admission.hold(held_size(request, coding, ctx.max_body_bytes)) as held:
+        body = received_body(request, coding, ctx.max_body_bytes)
+        if body is None:
+            body = await read_body(request, coding, ctx.max_body_bytes, ctx.body_timeout_s)
+        held.resize(len(body))
+        source_id, entries = ctx.source_importer.source_of(body)
+        del body
+        if not principal.may(PERMISSION, source_id):
+            raise Forbidden(f"This key may not import into source {source_id[:128]!r}")
+        import_id = new_import_id()
+        prepared = ctx.source_importer.prepare(source_id, entries, import_id)
+        del entries
+        held.add_events(len(prepared.records))
+        sending = ctx.publish(prepared)
+        del prepared  # nothing of the request stays referenced while Kafka acknowledges
+        await sending
+        return web.json_response({"message": STARTED, "import_id": import_id})
+
+
+def add_routes(routes: Routes) -> None:
+    routes.add(PATH, ["POST"], source_import, expect=expect_continue, render=render_error)
