@@ -8,11 +8,13 @@ from gateway.serve import serve, supervise
 from gateway.settings import GatewaySettings
 from ingest_core.auth import load_principals
 from ingest_core.service import start
+from ingest_core.store import check_store_url
 
 
 def _check(settings: GatewaySettings) -> None:
     # The principals file is checked at start like the registry: a bad one stops the program.
     load_principals(settings.auth_file)
+    check_store_url(settings.store_url)
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.admission import Admission
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
+from gateway.jobs import jobs_context
 from gateway.metrics import GatewayMetrics
 from gateway.routes import ingest, ops, source_import
 from gateway.settings import GatewaySettings
@@ -83,6 +84,7 @@ def create_app(
 
     app.cleanup_ctx.append(watch_malformed(metrics.count_malformed))
     app.cleanup_ctx.append(publisher_ctx)
+    app.cleanup_ctx.append(jobs_context(settings.store_url, ctx.set_jobs))
     routes = Routes(app, metrics)
     ingest.add_routes(routes)
     source_import.add_routes(routes)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admission import Admission
+from gateway.jobs import Jobs
 from gateway.metrics import GatewayMetrics
 from ingest_core.auth import Principals
 from ingest_core.prepare import Ingestor, Prepared
@@ -26,6 +27,7 @@ class GatewayContext:
     principals: Principals
     source_importer: SourceImporter
     _publisher: Publisher | None = field(default=None)
+    _jobs: Jobs | None = field(default=None)
 
     def publisher(self) -> Publisher:
         assert self._publisher is not None, "publisher used before the app started"
@@ -36,6 +38,13 @@ class GatewayContext:
 
     def set_publisher(self, publisher: Publisher | None) -> None:
         self._publisher = publisher
+
+    def jobs(self) -> Jobs:
+        assert self._jobs is not None, "job store used before the app started"
+        return self._jobs
+
+    def set_jobs(self, jobs: Jobs | None) -> None:
+        self._jobs = jobs
 
     def publish(self, prepared: Prepared) -> Coroutine[Any, Any, None]:
         """Hand ``prepared``'s records to the publisher now; the coroutine returned ends once Kafka

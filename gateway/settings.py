@@ -57,6 +57,8 @@ class GatewaySettings:
     event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
     # AUTH_FILE: the principals (schemas/auth.schema.json); unset: the import APIs answer 401.
     auth_file: Path | None = None
+    # STORE_URL: where the import APIs keep their jobs (the sink's store).
+    store_url: str = "sqlite:///./data/ingest.db"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -98,6 +100,7 @@ class GatewaySettings:
             ),
             event_loop=event_loop_from_env(env),
             auth_file=Path(auth) if (auth := env_opt(env, "AUTH_FILE")) else None,
+            store_url=env_str(env, "STORE_URL", d.store_url),
         )
         if settings.kafka_max_record_bytes > MAX_RECORD_BYTES:
             raise SettingsError(

@@ -49,6 +49,52 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    Migration(
+        2,
+        "jobs",
+        sqlite="""
+        CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            target TEXT,
+            principal TEXT NOT NULL,
+            progress INT NOT NULL DEFAULT 0,
+            total BIGINT NOT NULL DEFAULT 0,
+            imported BIGINT NOT NULL DEFAULT 0,
+            failed BIGINT NOT NULL DEFAULT 0,
+            errors JSON NOT NULL DEFAULT '[]',
+            request JSON NOT NULL DEFAULT '{}',
+            checkpoint BIGINT NOT NULL DEFAULT 0,
+            created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            started_at TIMESTAMP WITH TIME ZONE,
+            ended_at TIMESTAMP WITH TIME ZONE,
+            heartbeat_at TIMESTAMP WITH TIME ZONE
+        )
+        """,
+        postgres="""
+        CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            target TEXT,
+            principal TEXT NOT NULL,
+            progress INT NOT NULL DEFAULT 0,
+            total BIGINT NOT NULL DEFAULT 0,
+            imported BIGINT NOT NULL DEFAULT 0,
+            failed BIGINT NOT NULL DEFAULT 0,
+            errors JSONB NOT NULL DEFAULT '[]',
+            request JSONB NOT NULL DEFAULT '{}',
+            checkpoint BIGINT NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            started_at TIMESTAMPTZ,
+            ended_at TIMESTAMPTZ,
+            heartbeat_at TIMESTAMPTZ
+        )
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -26,6 +26,24 @@ _LOCK_ID = 7_120_431  # advisory lock: one migrating process at a time
 COLUMNS = ("dataset", "event_id", "msgid", "event", "topic", "partition", "offset", "received_at")
 
 
+async def migrate_connection(conn: asyncpg.Connection) -> int:
+    """Apply the pending migrations on ``conn``, one process at a time; returns the schema version."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY,"
+            " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for m in MIGRATIONS:
+            if m.version not in done:
+                await conn.execute(m.postgres)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name
+                )
+    return max(done | {m.version for m in MIGRATIONS})
+
+
 class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 4, command_timeout_s: float = 30.0) -> None:
         self._url = url
@@ -53,23 +71,11 @@ class PostgresStore:
     async def migrate(self) -> int:
         pool = await self._pool_or_connect()
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY,"
-                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-                for m in MIGRATIONS:
-                    if m.version not in done:
-                        await conn.execute(m.postgres)
-                        await conn.execute(
-                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name
-                        )
+            async with pool.acquire() as conn:
+                return await migrate_connection(conn)
         except _UNAVAILABLE as exc:
             await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
-        return max(done | {m.version for m in MIGRATIONS})
 
     async def _discard_pool(self) -> None:
         # After a failure, no connection of the pool is trusted: the next write starts afresh.

@@ -131,27 +131,31 @@ def _call(path: str, synchronous: str, fn: Callable[..., T], *args: Any) -> T:
     return fn(_conn, *args)
 
 
-def _migrate(conn: sqlite3.Connection) -> int:
+def migrate_connection(conn: sqlite3.Connection) -> int:
+    """Apply the pending migrations on ``conn`` (autocommit mode); returns the schema version.
+    Safe beside another process migrating the same file: each is re-checked under the write lock."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
     for m in MIGRATIONS:
-        if m.version in done:
-            continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(m.sqlite)
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                (m.version, m.name, datetime.now(UTC).isoformat()),
-            )
+            if (
+                conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)).fetchone()
+                is None
+            ):
+                conn.execute(m.sqlite)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (m.version, m.name, datetime.now(UTC).isoformat()),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return max(done | {m.version for m in MIGRATIONS})
+    (version,) = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(version)
 
 
 class HandoffFailed(Exception):
@@ -305,7 +309,7 @@ class SqliteStore:
             raise StoreUnavailable(f"SQLite {self.path}: the writer process died ({exc})") from exc
 
     async def migrate(self) -> int:
-        version = await self._run(_migrate)
+        version = await self._run(migrate_connection)
         log.info("SQLite %s: WAL, synchronous=%s", self.path, _SYNCHRONOUS[self.synchronous])
         return version
 

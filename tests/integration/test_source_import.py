@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ingest_core.auth import parse_principals
+from ingest_core.jobs import open_job_store
 from tests.support.gateway import running_gateway
 from tests.support.kafka import unique
 from tests.support.sink import running_sink
@@ -60,6 +61,16 @@ async def test_every_entry_is_published_acknowledged_and_stored_once(
     import_id = answer["import_id"]
     assert import_id.startswith("import_")
     assert len(import_id) == len("import_") + 26
+    jobs = open_job_store(f"sqlite:///{tmp_path / 'jobs.db'}")  # the gateway's (tests.support.gateway)
+    try:
+        job = await jobs.get(import_id)
+    finally:
+        await jobs.close()
+    assert job is not None
+    assert (job.kind, job.status, job.target, job.principal, job.progress) == (
+        "source-import", "COMPLETE", source, "ops", 100,
+    )  # fmt: skip
+    assert (job.total, job.imported, job.failed) == (1000, 1000, 0)
     store_url = f"sqlite:///{tmp_path / 'rows.db'}"
     async with running_sink(kafka_bootstrap, registry, store_url):
         rows = await wait_for_rows(store_url, 1000, timeout_s=60)

@@ -167,7 +167,7 @@ async def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path: Path, j
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA journal_mode={journal}")
-        sqlite_store._migrate(conn)
+        sqlite_store.migrate_connection(conn)
         sqlite_store._insert(conn, sqlite_store._pack(rows(["old"])))
     finally:
         conn.close()
@@ -240,7 +240,7 @@ def test_sqlite_rows_go_in_by_multi_row_statements_within_the_parameter_limit(
     # statement is the default (32,766 since SQLite 3.32) or what older builds had (999), or less.
     conn = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
     try:
-        sqlite_store._migrate(conn)
+        sqlite_store.migrate_connection(conn)
         if limit is not None:
             conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
         assert sqlite_store._rows_per_statement(conn) == most

@@ -83,6 +83,7 @@ async def running_gateway(
     await asyncio.to_thread(ensure_topics, bootstrap, topic_specs(registry))
     # CI runs these tests once more with KAFKA_REPORT_WAKEUP=timer: both ways of serving reports.
     overrides.setdefault("kafka_report_wakeup", os.environ.get("KAFKA_REPORT_WAKEUP") or "pipe")
+    overrides.setdefault("store_url", f"sqlite:///{tmp_path / 'jobs.db'}")
     settings = replace(
         GatewaySettings(), kafka_bootstrap_servers=bootstrap, topics_file=registry.path, **overrides
     )
