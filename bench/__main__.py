@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -46,7 +47,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import h2load, procs, wrk
 from bench.latency import post_paced, quantile, row_delays_ms
-from bench.payloads import backlog_value, body
+from bench.payloads import backlog_value, body, source_body
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import LocalBroker, free_port_pair
 from tests.support.postgres import LocalPostgres, find_bindir
@@ -88,24 +89,27 @@ class Bench:
         finally:
             consumer.close()
 
-    def registry(self, topic: str) -> Path:
+    def registry(self, topic: str, source_topic: str | None = None) -> Path:
         path = self.work / f"topics-{topic}.yaml"
         schema = Path(__file__).resolve().parents[1] / "schemas" / "datasets" / "example.json"
-        doc = {
+        doc: dict[str, Any] = {
             "datasets": [
                 {"id": "example", "entry_topic": topic, "partitions": 3, "schema": str(schema), "key": "eid"}
             ]
         }
+        if source_topic is not None:
+            doc["sources"] = [{"id": "bench", "topic": source_topic, "partitions": 3}]
         path.write_text(yaml.safe_dump(doc))
         return path
 
-    def gateway(self, topic: str, **env: str) -> tuple[Any, str]:
+    def gateway(self, topic: str, source_topic: str | None = None, **env: str) -> tuple[Any, str]:
         port = free_port_pair()
         proc = procs.start(
             ["-m", "gateway"],
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "TOPICS_FILE": str(self.registry(topic)),
+                "TOPICS_FILE": str(self.registry(topic, source_topic)),
+                "STORE_URL": f"sqlite:///{self.work / 'jobs.db'}",
                 "GATEWAY_PORT": str(port),
                 "LOG_LEVEL": "warning",
                 **env,
@@ -177,6 +181,37 @@ class Bench:
                 "max_ms": r.max_ms,
                 "errors": r.non_2xx + r.socket_errors,
                 "rss_mib": procs.rss_mib(proc.pid) + sum(procs.rss_mib(c) for c in children_of(proc.pid)),
+            }
+        finally:
+            procs.stop(proc)
+
+    def source_import(self, entries: int, connections: int) -> Result:
+        """``POST /api/v1/source/import`` of ``entries`` entries a request: entries/s acknowledged."""
+        topic, source_topic = self.topic("gw"), self.topic("source")
+        secret = uuid.uuid4().hex
+        auth = self.work / "auth.yaml"
+        key = hashlib.sha256(secret.encode()).hexdigest()
+        auth.write_text(
+            yaml.safe_dump(
+                {"principals": [{"id": "bench", "key_sha256": key, "permissions": ["source-import"]}]}
+            )
+        )
+        proc, base = self.gateway(topic, source_topic, AUTH_FILE=str(auth))
+        try:
+            url, headers = base + "/api/v1/source/import", {"X-API-KEY": secret}
+            payload = source_body(entries)
+            wrk.run(url, payload, connections, 2, headers=headers)  # warm-up
+            r = wrk.run(url, payload, connections, self.args.seconds, headers=headers)
+            ok = r.requests - r.non_2xx
+            return {
+                "rps": ok / r.seconds,
+                "events_per_s": ok * entries / r.seconds,
+                "mb_per_s": ok * len(payload) / r.seconds / 1e6,
+                "p50_ms": r.p50_ms,
+                "p99_ms": r.p99_ms,
+                "max_ms": r.max_ms,
+                "errors": r.non_2xx + r.socket_errors,
+                "rss_mib": procs.rss_mib(proc.pid),
             }
         finally:
             procs.stop(proc)
@@ -575,6 +610,11 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
             res["gateway_2workers_batch100_c32"]["events_per_s"] / max(raws),
             "(reference)",
         )
+    if "source_import1000_c8" in res and batches:
+        out["source import entries/s (1,000 a request, c=8) ÷ gateway batch events/s"] = (
+            res["source_import1000_c8"]["events_per_s"] / max(batches),
+            "≥ 0.50",
+        )
     for kind in ("single", "batch100"):
         uv, aio = res.get(f"gateway_{kind}_c32"), res.get(f"gateway_asyncio_{kind}_c32")
         if uv and aio:  # EVENT_LOOP: the default (uvloop) against asyncio's own loop
@@ -713,6 +753,7 @@ def main() -> int:
             ("gateway_asyncio_batch100_c32", lambda: bench.gateway_load(100, 32, EVENT_LOOP="asyncio")),
             ("gateway_2workers_single_c128", lambda: bench.gateway_load(1, 128, GATEWAY_WORKERS="2")),
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
+            ("source_import1000_c8", lambda: bench.source_import(1000, 8)),
             ("sink_sqlite", lambda: bench.sink(sqlite_url)),
             ("sink_postgres", lambda: bench.sink(pg_url)),
             ("store_sqlite", lambda: bench.store_alone(sqlite_url)),

@@ -31,6 +31,15 @@ def body(events: int, msgid: str = "bench-0001") -> bytes:
     )
 
 
+def source_body(entries: int, source: str = "bench") -> bytes:
+    """A ``POST /api/v1/source/import`` body of ``entries`` entries (~80 bytes each)."""
+    payload = [
+        {"date": "2024-03-08 00:29:00", "name": f"User {i}", "content": f"Feedback number {i} on the product"}
+        for i in range(entries)
+    ]
+    return orjson.dumps({"source_id": source, "payload": payload})
+
+
 def record_value(i: int) -> bytes:
     """The Kafka value the gateway would write for event ``i``: what the raw producers send."""
     return build_value("example", "bench-0001", f"bench-0001:{i}", event(i), 1711966306164)

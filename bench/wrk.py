@@ -77,14 +77,17 @@ def parse(output: str) -> WrkResult:
 
 
 def run(
-    url: str, body: bytes, connections: int, seconds: float, unique_msgid: str | None = None
-) -> WrkResult:
-    """wrk against ``url``; with ``unique_msgid`` (the body's msgid), each request gets a new one."""
+    url: str, body: bytes, connections: int, seconds: float, unique_msgid: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> WrkResult:  # fmt: skip
+    """wrk against ``url``; with ``unique_msgid`` (the body's msgid), each request gets a new one;
+    ``headers`` are sent with every request (names and values of the bench's own making)."""
     wrk = procs.tool("wrk")
     with tempfile.TemporaryDirectory() as tmp:
         body_file, script = Path(tmp) / "body.json", Path(tmp) / "post.lua"
         body_file.write_bytes(body)
-        script.write_text(_LUA + (_UNIQUE_LUA if unique_msgid else ""))
+        extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+        script.write_text(_LUA + extra + (_UNIQUE_LUA if unique_msgid else ""))
         proc = subprocess.run(
             [
                 wrk,

@@ -98,3 +98,16 @@ def test_the_bare_handler_publishing_to_kafka_is_reported_as_a_bound_on_the_sing
     )
     assert "| gateway single req/s ÷ bare handler publishing to Kafka req/s | 0.83 | 0.83 |" in text
     assert "| gateway single req/s ÷ bare aiohttp req/s | 0.50 | 0.50 | ≥ 0.70 |" in text
+
+
+def test_the_source_import_is_reported_against_the_gateways_batches() -> None:
+    res: dict[str, Result] = {
+        "gateway_batch100_c32": {"rps": 2000.0, "events_per_s": 200_000.0},
+        "source_import1000_c8": {"rps": 120.0, "events_per_s": 120_000.0, "p99_ms": 80.0},
+    }
+    text = report(res, 1, [res])
+    assert "| source_import1000_c8 | 120 | 120,000 |" in text
+    assert (
+        "| source import entries/s (1,000 a request, c=8) ÷ gateway batch events/s | 0.60 | 0.60 | ≥ 0.50 |"
+        in text
+    )
