@@ -82,6 +82,10 @@ class JobStore(Protocol):
         """Set ``changes`` (and ``updated_at``); raises StoreUnavailable."""
         ...
 
+    async def update_if(self, job_id: str, expected: str, /, **changes: Any) -> bool:
+        """``update`` only while the job's status is ``expected`` (atomic); whether it was."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -157,11 +161,22 @@ class SqliteJobStore:
         return None if row is None else self._decode(row)
 
     async def update(self, job_id: str, **changes: Any) -> None:
+        await self._update(job_id, None, changes)
+
+    async def update_if(self, job_id: str, expected: str, /, **changes: Any) -> bool:
+        return await self._update(job_id, expected, changes)
+
+    async def _update(self, job_id: str, status: str | None, changes: Mapping[str, Any]) -> bool:
         values = _checked(changes)
         sets = [f"{n} = MAX({n}, ?)" if n in _MONOTONIC else f"{n} = ?" for n in values]
-        sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?"
-        params = [self._encode(n, v) for n, v in values.items()] + [job_id]
-        await self._run(lambda conn: conn.execute(sql, params))
+        sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?" + (
+            "" if status is None else " AND status = ?"
+        )
+        params = (
+            [self._encode(n, v) for n, v in values.items()] + [job_id] + ([] if status is None else [status])
+        )
+        changed: int = await self._run(lambda conn: conn.execute(sql, params).rowcount)
+        return changed == 1
 
     async def close(self) -> None:
         with self._lock:
@@ -224,14 +239,24 @@ class PostgresJobStore:
         return Job(**values)
 
     async def update(self, job_id: str, **changes: Any) -> None:
+        await self._update(job_id, None, changes)
+
+    async def update_if(self, job_id: str, expected: str, /, **changes: Any) -> bool:
+        return await self._update(job_id, expected, changes)
+
+    async def _update(self, job_id: str, status: str | None, changes: Mapping[str, Any]) -> bool:
         values = _checked(changes)
         sets = []
         for i, n in enumerate(values, 1):
             mark = f"${i}" + ("::jsonb" if n in _JSON else "")
             sets.append(f"{n} = GREATEST({n}, {mark})" if n in _MONOTONIC else f"{n} = {mark}")
-        sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ${len(values) + 1}"
-        params = [self._encode(n, v) for n, v in values.items()]
-        await self._run(lambda conn: conn.execute(sql, *params, job_id))
+        where = f"id = ${len(values) + 1}" + ("" if status is None else f" AND status = ${len(values) + 2}")
+        sql = f"UPDATE jobs SET {', '.join(sets)} WHERE {where}"
+        params = (
+            [self._encode(n, v) for n, v in values.items()] + [job_id] + ([] if status is None else [status])
+        )
+        done: str = await self._run(lambda conn: conn.execute(sql, *params))
+        return done == "UPDATE 1"
 
     async def close(self) -> None:
         if self._pool is not None:

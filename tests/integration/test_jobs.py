@@ -55,3 +55,20 @@ async def test_the_sink_and_the_job_store_share_one_set_of_migrations(store_url:
     finally:
         await jobs.close()
         await records.close()
+
+
+async def test_a_conditional_update_happens_once(store_url: str) -> None:
+    jobs = open_job_store(store_url)
+    try:
+        await jobs.migrate()
+        await jobs.create(Job(id="import_c", kind="jsonl-import", status="WAITING_FOR_UPLOAD", principal="p"))
+        assert await jobs.update_if("import_c", "WAITING_FOR_UPLOAD", status="UPLOADING")
+        assert not await jobs.update_if(
+            "import_c", "WAITING_FOR_UPLOAD", status="UPLOADING"
+        )  # a second upload
+        assert not await jobs.update_if("nope", "WAITING_FOR_UPLOAD", status="UPLOADING")
+        got = await jobs.get("import_c")
+        assert got is not None
+        assert got.status == "UPLOADING"
+    finally:
+        await jobs.close()
