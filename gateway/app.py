@@ -12,9 +12,10 @@ from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
 from gateway.jobs import jobs_context
 from gateway.metrics import GatewayMetrics
-from gateway.routes import ingest, ops, source_import
+from gateway.routes import ingest, jsonl_import, ops, source_import
 from gateway.settings import GatewaySettings
 from ingest_core.auth import Principals, load_principals
+from ingest_core.blobs import DirectoryBlobStore
 from ingest_core.malformed import watch_malformed
 from ingest_core.prepare import Ingestor
 from ingest_core.publish import ProducerOptions, Publisher, open_publisher
@@ -88,6 +89,8 @@ def create_app(
     routes = Routes(app, metrics)
     ingest.add_routes(routes)
     source_import.add_routes(routes)
+    app[jsonl_import.UPLOADS] = jsonl_import.uploads_from(settings, DirectoryBlobStore(settings.upload_dir))
+    jsonl_import.add_routes(routes)
     ops.add_routes(routes, app)
     routes.add_not_found()
     return app

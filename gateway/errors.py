@@ -10,17 +10,21 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ingest_core.errors import (
+    Conflict,
     DatasetNotFound,
     Forbidden,
+    ImportNotFound,
     IngestError,
     InvalidInput,
     KafkaUnavailable,
     Overloaded,
     PayloadTooLarge,
     SourceNotFound,
+    StoreDown,
     TopicMissing,
     TopicNotDefined,
     Unauthorized,
+    UnsupportedMedia,
 )
 
 
@@ -78,6 +82,10 @@ HTTP: dict[type[IngestError], HttpForm] = {
     Unauthorized: HttpForm(401, "UNAUTHORIZED"),
     Forbidden: HttpForm(403, "FORBIDDEN"),
     SourceNotFound: HttpForm(404, "NOT_FOUND"),
+    ImportNotFound: HttpForm(404, "NOT_FOUND"),
+    Conflict: HttpForm(409, "CONFLICT"),
+    StoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
+    UnsupportedMedia: HttpForm(415, "UNSUPPORTED_MEDIA_TYPE"),
 }
 
 

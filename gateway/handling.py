@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+import orjson
 from aiohttp import hdrs, web
 
 from gateway.errors import MethodNotAllowed, PayloadTooLarge, RouteNotFound, http_form
@@ -51,6 +52,20 @@ def error_response(
     return web.Response(
         status=http_form(type(error)).status, body=error_body(error, msgid, API_ID),
         content_type="application/json", headers=error_headers(error, headers),
+    )  # fmt: skip
+
+
+def message_error_response(
+    error: IngestError, _msgid: str | None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The import APIs' answer to an error: ``{"message": ..., "errors": [{"path", "message"}]}``."""
+    body = {
+        "message": error.message,
+        "errors": [{"path": where, "message": what} for where, what in error.problems],
+    }
+    return web.Response(
+        status=http_form(type(error)).status, body=orjson.dumps(body), content_type="application/json",
+        headers=error_headers(error, headers),
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,12 @@ class Jobs:
 
     async def get(self, job_id: str) -> Job | None:
         return await (await self._ready()).get(job_id)
+
+    async def update(self, job_id: str, **changes: Any) -> None:
+        await (await self._ready()).update(job_id, **changes)
+
+    async def update_if(self, job_id: str, expected: str, /, **changes: Any) -> bool:
+        return await (await self._ready()).update_if(job_id, expected, **changes)
 
     async def close(self) -> None:
         await self._store.close()

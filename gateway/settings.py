@@ -6,7 +6,7 @@ These variable names are a public contract (README, Helm chart): add to them, ne
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_opt, env_str
@@ -59,6 +59,14 @@ class GatewaySettings:
     auth_file: Path | None = None
     # STORE_URL: where the import APIs keep their jobs (the sink's store).
     store_url: str = "sqlite:///./data/ingest.db"
+    upload_dir: Path = Path("data/uploads")  # UPLOAD_DIR: where uploaded files wait for their import
+    max_upload_bytes: int = 1024 * MIB  # MAX_UPLOAD_BYTES: larger uploads get 413
+    # UPLOAD_SIGNING_KEY: signs upload URLs; every gateway of a deployment needs the same one.
+    # Unset: a random one made at start (URLs then die with the process), with a warning.
+    upload_signing_key: str | None = field(default=None, repr=False)  # never logged
+    # PUBLIC_BASE_URL: how clients reach this gateway, for upload URLs (default its own address).
+    public_base_url: str | None = None
+    jobs_topic: str = "ingest.jobs"  # JOBS_TOPIC: import commands for the import workers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -101,6 +109,11 @@ class GatewaySettings:
             event_loop=event_loop_from_env(env),
             auth_file=Path(auth) if (auth := env_opt(env, "AUTH_FILE")) else None,
             store_url=env_str(env, "STORE_URL", d.store_url),
+            upload_dir=Path(env_str(env, "UPLOAD_DIR", str(d.upload_dir))),
+            max_upload_bytes=env_int(env, "MAX_UPLOAD_BYTES", d.max_upload_bytes, minimum=1),
+            upload_signing_key=env_opt(env, "UPLOAD_SIGNING_KEY"),
+            public_base_url=env_opt(env, "PUBLIC_BASE_URL"),
+            jobs_topic=env_str(env, "JOBS_TOPIC", d.jobs_topic),
         )
         if settings.kafka_max_record_bytes > MAX_RECORD_BYTES:
             raise SettingsError(

@@ -33,10 +33,17 @@ def _write_private(path: Path, text: str) -> None:
 def examples(secret: str, base_url: str) -> str:
     """A working curl per import API, for the development principal."""
     entry = '{"date": "2024-03-08 00:29:00", "name": "User 1", "content": "Feedback 1"}'
+    line = '{"type": "user_profile", "data": {"user_id": "12345", "name": "John Doe"}}'
     return (
+        "# a REST source's entries\n"
         f"curl -X POST '{base_url}/api/v1/source/import' -H 'X-API-KEY: {secret}' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
         f"""  -d '{{"source_id": "your_id", "payload": [{entry}]}}'\n"""
+        "# a JSONL import: make it, upload its file to the upload_url answered, read its status\n"
+        f"curl -X POST '{base_url}/v1/import' -H 'Authorization: Bearer {secret}'\n"
+        f"echo '{line}' > lines.jsonl\n"
+        "curl -X PUT -T lines.jsonl '<upload_url>' -H 'Content-Type: application/jsonl'\n"
+        f"curl '{base_url}/v1/import/<import_id>' -H 'Authorization: Bearer {secret}'\n"
     )
 
 

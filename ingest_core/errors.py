@@ -97,3 +97,30 @@ class SourceNotFound(IngestError):
 
     code = "SOURCE_NOT_FOUND"
     default_message = "Unknown source_id"
+
+
+class ImportNotFound(IngestError):
+    code = "IMPORT_NOT_FOUND"
+    default_message = "No such import"
+
+
+class Conflict(IngestError):
+    """The request cannot be taken in the state its target is in (an import uploaded already)."""
+
+    code = "CONFLICT"
+    default_message = "The import has its upload already"
+
+
+class StoreDown(IngestError):
+    """The job store did not answer: nothing was changed."""
+
+    code = "STORE_UNAVAILABLE"
+    retriable = True
+    default_message = "The job store is unavailable; retry later"
+
+
+class UnsupportedMedia(IngestError):
+    """A body in a form the route does not take."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "Unsupported media type"

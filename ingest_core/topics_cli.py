@@ -27,8 +27,14 @@ def dlq_topic_spec(name: str) -> TopicSpec:
     return TopicSpec(name, 1, config=(("max.message.bytes", str(DLQ_MAX_MESSAGE_BYTES)),))
 
 
-def topic_specs(registry: Registry, dlq_topic: str | None = None) -> list[TopicSpec]:
-    """Every topic the system needs: each dataset's, source's and type's, plus the dead-letter topic."""
+JOBS_PARTITIONS = 3
+
+
+def topic_specs(
+    registry: Registry, dlq_topic: str | None = None, jobs_topic: str | None = None
+) -> list[TopicSpec]:
+    """Every topic the system needs: each dataset's, source's and type's, the dead-letter topic and
+    the import commands' topic."""
     specs = [
         TopicSpec(d.entry_topic, d.partitions, d.replication_factor)
         for d in registry.records.values()
@@ -36,6 +42,8 @@ def topic_specs(registry: Registry, dlq_topic: str | None = None) -> list[TopicS
     ]
     if dlq_topic:
         specs.append(dlq_topic_spec(dlq_topic))
+    if jobs_topic:
+        specs.append(TopicSpec(jobs_topic, JOBS_PARTITIONS))
     return specs
 
 
@@ -62,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = env_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     try:
         created = ensure_topics(
-            bootstrap, topic_specs(registry, env_str(env, "DLQ_TOPIC", "ingest.dlq")), timeout_ms / 1000
+            bootstrap,
+            topic_specs(
+                registry, env_str(env, "DLQ_TOPIC", "ingest.dlq"), env_str(env, "JOBS_TOPIC", "ingest.jobs")
+            ),
+            timeout_ms / 1000,
         )
     except KafkaAdminError as exc:
         print(f"ingest-topics: {exc}", file=sys.stderr)

@@ -50,6 +50,9 @@ fi
 if [ -x "$bin/ingest-sink" ] && [ "${RUN_SINK:-1}" = 1 ]; then
   "$bin/ingest-sink" & pids+=($!)
 fi
+if [ -x "$bin/ingest-importer" ] && [ "${RUN_IMPORTER:-1}" = 1 ]; then
+  "$bin/ingest-importer" & pids+=($!)
+fi
 "$bin/ingest-gateway" & pids+=($!)
 echo "run.sh: gateway on http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8080} (Ctrl-C stops everything)" >&2
 

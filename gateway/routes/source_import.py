@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from aiohttp import web
 
 from gateway.body import content_coding, expect_continue, held_size, read_body, received_body
 from gateway.context import CONTEXT
-from gateway.errors import Forbidden, http_form
-from gateway.handling import Routes, error_headers
-from ingest_core.errors import IngestError
+from gateway.errors import Forbidden
+from gateway.handling import Routes, message_error_response
 from ingest_core.ids import new_import_id
 from ingest_core.jobs import Job, now
 from ingest_core.store import StoreUnavailable
@@ -29,18 +27,6 @@ PATH = "/api/v1/source/import"
 KIND = "source-import"
 STARTED = "REST import started successfully"
 PERMISSION = "source-import"
-
-
-def render_error(error: IngestError, _msgid: str | None, headers: dict[str, str] | None) -> web.Response:
-    """The source-import family's answer to an error."""
-    body = {
-        "message": error.message,
-        "errors": [{"path": where, "message": what} for where, what in error.problems],
-    }
-    return web.Response(
-        status=http_form(type(error)).status, body=orjson.dumps(body), content_type="application/json",
-        headers=error_headers(error, headers),
-    )  # fmt: skip
 
 
 async def source_import(request: web.Request) -> web.Response:
@@ -80,4 +66,4 @@ async def source_import(request: web.Request) -> web.Response:
 
 
 def add_routes(routes: Routes) -> None:
-    routes.add(PATH, ["POST"], source_import, expect=expect_continue, render=render_error)
+    routes.add(PATH, ["POST"], source_import, expect=expect_continue, render=message_error_response)

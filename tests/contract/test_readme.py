@@ -1,17 +1,22 @@
-"""The README's tables match the code: every error code the gateway can answer, with its status."""
+"""The docs' tables match the code: every error code the gateway can answer, with its status; every
+setting of every program; the records table."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from gateway.errors import ALL_ERRORS, http_form
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text("utf-8")
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text("utf-8")
 
 
-def _table_after(heading: str) -> list[list[str]]:
-    section = README.split(heading, 1)[1]
+def _table_after(heading: str, text: str = README) -> list[list[str]]:
+    section = text.split(heading, 1)[1]
     rows = []
     for line in section.splitlines()[1:]:
         if line.startswith("|"):
@@ -27,19 +32,13 @@ def test_error_table_matches_the_code() -> None:
     assert documented == in_code
 
 
-def test_configuration_table_names_every_gateway_setting() -> None:
-    documented = {row[0].strip("`") for row in _table_after("## Configuration")}
-    source = (Path(__file__).resolve().parents[2] / "gateway" / "settings.py").read_text("utf-8")
-    in_code = set(re.findall(r'env_\w+\(\s*env,\s*"([A-Z_]+)"', source))
-    assert in_code, "no settings found: the pattern no longer matches settings.py"
-    assert in_code <= documented
-
-
-def test_configuration_table_names_every_sink_setting() -> None:
-    documented = {row[0].strip("`") for row in _table_after("## Configuration")}
-    source = (Path(__file__).resolve().parents[2] / "consumers" / "sink" / "settings.py").read_text("utf-8")
-    in_code = set(re.findall(r'env_\w+\(\s*env,\s*"([A-Z_]+)"', source))
-    assert in_code
+@pytest.mark.parametrize(
+    "settings", ["gateway/settings.py", "consumers/sink/settings.py", "consumers/importer/settings.py"]
+)
+def test_configuration_table_names_every_setting(settings: str) -> None:
+    documented = {row[0].strip("`") for row in _table_after("# Configuration", CONFIGURATION)}
+    in_code = set(re.findall(r'env_\w+\(\s*env,\s*"([A-Z_]+)"', (ROOT / settings).read_text("utf-8")))
+    assert in_code, f"no settings found: the pattern no longer matches {settings}"
     assert in_code <= documented
 
 

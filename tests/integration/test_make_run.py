@@ -1,5 +1,5 @@
 """``make run`` stopped as a process manager stops it (SIGTERM to its process group) leaves nothing
-running: no broker, no gateway, no sink. And a port held by something else is named."""
+running: no broker, no gateway, no sink, no importer. And a port held by something else is named."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> No
 
 def test_make_run_stopped_by_sigterm_to_its_group_leaves_nothing_running(tmp_path: Path) -> None:
     kafka_port = free_port_pair()
-    gateway_port, sink_port = _free_port(), _free_port()
+    gateway_port, sink_port, importer_port = _free_port(), _free_port(), _free_port()
     data = tmp_path / "kafka"
     env = {
         **{k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"},
@@ -46,6 +46,8 @@ def test_make_run_stopped_by_sigterm_to_its_group_leaves_nothing_running(tmp_pat
         "KAFKA_DATA_DIR": str(data),
         "GATEWAY_PORT": str(gateway_port),
         "SINK_PORT": str(sink_port),
+        "IMPORTER_PORT": str(importer_port),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
         "STORE_URL": f"sqlite:///{tmp_path / 'ingest.db'}",
     }
     for attempt in range(TRIES):
@@ -58,6 +60,7 @@ def test_make_run_stopped_by_sigterm_to_its_group_leaves_nothing_running(tmp_pat
         try:
             _wait_ready(f"http://127.0.0.1:{gateway_port}/ready", proc, 180)
             _wait_ready(f"http://127.0.0.1:{sink_port}/ready", proc, 60)
+            _wait_ready(f"http://127.0.0.1:{importer_port}/ready", proc, 60)
             broker_pid = int((data / "kafka.pid").read_text())
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=120)
@@ -68,7 +71,12 @@ def test_make_run_stopped_by_sigterm_to_its_group_leaves_nothing_running(tmp_pat
         text = log.read_text(errors="replace")
         left = [
             what
-            for what, port in (("broker", kafka_port), ("gateway", gateway_port), ("sink", sink_port))
+            for what, port in (
+                ("broker", kafka_port),
+                ("gateway", gateway_port),
+                ("sink", sink_port),
+                ("importer", importer_port),
+            )
             if _listening(port)
         ]
         if running(broker_pid):

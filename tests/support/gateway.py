@@ -77,13 +77,16 @@ def write_registry(path: Path, datasets: list[dict[str, Any]], **more: list[dict
 @asynccontextmanager
 async def running_gateway(
     bootstrap: str, datasets: list[dict[str, Any]], tmp_path: Path, sources: list[dict[str, Any]] | None = None,
-    principals: Principals | None = None, **overrides: Any,
+    principals: Principals | None = None, types: list[dict[str, Any]] | None = None, **overrides: Any,
 ) -> AsyncIterator[GatewayHandle]:  # fmt: skip
-    registry = load_registry(write_registry(tmp_path / "topics.yaml", datasets, sources=sources or []))
+    registry = load_registry(
+        write_registry(tmp_path / "topics.yaml", datasets, sources=sources or [], types=types or [])
+    )
     await asyncio.to_thread(ensure_topics, bootstrap, topic_specs(registry))
     # CI runs these tests once more with KAFKA_REPORT_WAKEUP=timer: both ways of serving reports.
     overrides.setdefault("kafka_report_wakeup", os.environ.get("KAFKA_REPORT_WAKEUP") or "pipe")
     overrides.setdefault("store_url", f"sqlite:///{tmp_path / 'jobs.db'}")
+    overrides.setdefault("upload_dir", tmp_path / "uploads")
     settings = replace(
         GatewaySettings(), kafka_bootstrap_servers=bootstrap, topics_file=registry.path, **overrides
     )

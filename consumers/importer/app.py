@@ -1,0 +1,96 @@
+"""The import worker's small HTTP port (/health, /ready, /metrics) and the lifecycle of its loop,
+its publisher and its job store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from consumers.importer.jsonl_job import JsonlJob
+from consumers.importer.service import ImporterService
+from consumers.importer.settings import ImporterSettings
+from ingest_core.blobs import DirectoryBlobStore
+from ingest_core.jobs import open_job_store
+from ingest_core.jsonl import LineChecker
+from ingest_core.publish import ProducerOptions, open_publisher
+from ingest_core.registry import Registry
+from ingest_core.service import ops_handlers
+from ingest_core.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+SERVICE = web.AppKey("importer.service", ImporterService)
+FAILED = web.AppKey("importer.failed", list)
+
+
+def create_app(settings: ImporterSettings, registry: Registry) -> web.Application:
+    app = web.Application()
+    app[FAILED] = []
+    metrics = CollectorRegistry(auto_describe=True)
+
+    async def importer_ctx(app: web.Application) -> AsyncIterator[None]:
+        publisher = open_publisher(
+            "confluent",
+            ProducerOptions(
+                bootstrap=settings.kafka_bootstrap_servers, delivery_timeout_ms=settings.delivery_timeout_ms,
+                metadata_timeout_ms=3000, linger_ms=5.0, compression="lz4", max_inflight_events=100_000,
+            ),
+        )  # fmt: skip
+        await publisher.start()
+        jobs = open_job_store(settings.store_url)
+        await _migrate(jobs, settings)
+        checker = LineChecker(registry, settings.max_line_bytes)
+        jsonl = JsonlJob(
+            jobs, DirectoryBlobStore(settings.upload_dir), checker, publisher, settings.keep_uploads
+        )
+        service = ImporterService(
+            settings.kafka_bootstrap_servers, settings.group, settings.jobs_topic, jobs, jsonl,
+            settings.max_backoff_ms / 1000,
+        )  # fmt: skip
+        app[SERVICE] = service
+        task = asyncio.create_task(_run(service, app))
+        yield
+        service.stopping = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, timeout=30)
+        service.close()
+        await publisher.close()
+        await jobs.close()
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        service = app.get(SERVICE)
+        return service is not None and service.polled, {}
+
+    app.cleanup_ctx.append(importer_ctx)
+    for path, handler in ops_handlers(ready, metrics).items():
+        app.router.add_get(path, handler)
+    return app
+
+
+async def _migrate(jobs: Any, settings: ImporterSettings) -> None:
+    backoff = 0.2
+    while True:
+        try:
+            await jobs.migrate()
+        except StoreUnavailable as exc:
+            log.warning("store unavailable at start, retrying in %.1fs: %s", backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, settings.max_backoff_ms / 1000)
+        else:
+            return
+
+
+async def _run(service: ImporterService, app: web.Application) -> None:
+    try:
+        await service.run()
+    except Exception:
+        log.critical("the import loop failed; stopping the importer", exc_info=True)
+        app[FAILED].append(True)
+        signal.raise_signal(signal.SIGTERM)

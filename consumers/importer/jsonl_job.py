@@ -1,0 +1,117 @@
+"""One JSONL import, run to its end: the file read from its checkpoint, good lines published (and
+acknowledged by Kafka) a batch at a time, then the job's counts, errors and checkpoint stored, so
+that a worker stopped at any moment resumes where the stored checkpoint says and no line is
+published as a second row. Its heartbeat is stored every second while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import IO
+
+from ingest_core.blobs import BlobStore
+from ingest_core.jobs import MAX_ERRORS, Job, JobStore, now
+from ingest_core.jsonl import Bad, Good, LineChecker, NotUtf8, lines
+from ingest_core.publish import Publisher
+from ingest_core.record import OutRecord
+
+log = logging.getLogger(__name__)
+
+BATCH_LINES = 2000
+HEARTBEAT_S = 1.0
+FINISHED = frozenset({"COMPLETE", "FAILED"})
+
+
+class JsonlJob:
+    def __init__(
+        self, jobs: JobStore, blobs: BlobStore, checker: LineChecker, publisher: Publisher, keep_uploads: bool
+    ) -> None:
+        self._jobs = jobs
+        self._blobs = blobs
+        self._checker = checker
+        self._publisher = publisher
+        self._keep = keep_uploads
+
+    async def run(self, job: Job) -> None:
+        """Run ``job`` from its checkpoint to COMPLETE or FAILED. Raises StoreUnavailable and the
+        publisher's errors (the job is then resumed from its checkpoint when tried again)."""
+        if job.status in FINISHED:
+            return
+        await self._jobs.update(
+            job.id, status="IN_PROGRESS", started_at=job.started_at or now(), heartbeat_at=now()
+        )
+        beat = asyncio.create_task(self._heartbeat(job.id))
+        try:
+            outcome = await self._read(job)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        status, message = outcome
+        changes: dict[str, object] = {"status": status, "progress": 100, "ended_at": now()}
+        if message is not None:
+            changes["errors"] = [*job.errors, {"line": 0, "message": message}][:MAX_ERRORS]
+        await self._jobs.update(job.id, **changes)
+        log.info("import %s: %s", job.id, status if message is None else f"{status} ({message})")
+        if not self._keep:
+            await self._blobs.delete(job.id)
+
+    async def _heartbeat(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self._jobs.update(job_id, heartbeat_at=now())
+
+    async def _read(self, job: Job) -> tuple[str, str | None]:
+        try:
+            stream = await asyncio.to_thread(self._blobs.open, job.id)
+        except FileNotFoundError:
+            return "FAILED", "the uploaded file is missing"
+        with stream:
+            size = max(1, os.fstat(stream.fileno()).st_size)
+            total, imported, failed, errors = job.total, job.imported, job.failed, list(job.errors)
+            numbered = lines(stream, self._checker.max_line_bytes, after=job.checkpoint)
+            while batch := await asyncio.to_thread(_take, numbered, BATCH_LINES):
+                syncts = int(time.time() * 1000)
+                by_topic: dict[str, list[OutRecord]] = defaultdict(list)
+                for number, line in batch:
+                    try:
+                        checked = self._checker.check(job.id, number, line, syncts)
+                    except NotUtf8 as exc:
+                        return "FAILED", f"the file is not UTF-8 text ({exc})"
+                    if isinstance(checked, Good):
+                        by_topic[checked.topic].append(checked.record)
+                    elif isinstance(checked, Bad):
+                        failed += 1
+                        if len(errors) < MAX_ERRORS:
+                            errors.append({"line": checked.line, "message": checked.message})
+                    total += checked is not None
+                good = sum(map(len, by_topic.values()))
+                await asyncio.gather(
+                    *(self._publisher.publish(t, records) for t, records in by_topic.items())
+                )
+                imported += good
+                await self._jobs.update(
+                    job.id, checkpoint=batch[-1][0], total=total, imported=imported, failed=failed,
+                    errors=errors, progress=min(99, _position(stream) * 100 // size), heartbeat_at=now(),
+                )  # fmt: skip
+        if total and not imported:
+            return "FAILED", "no line could be imported"
+        return "COMPLETE", None
+
+
+def _take(numbered: Iterator[tuple[int, bytes | None]], count: int) -> list[tuple[int, bytes | None]]:
+    return list(itertools.islice(numbered, count))
+
+
+def _position(stream: IO[bytes]) -> int:
+    try:
+        return stream.tell()
+    except OSError:
+        return 0

@@ -1,0 +1,288 @@
+"""JSONL imports end to end on real Kafka and a real store: the gateway makes the import and its
+signed upload URL, takes the upload, the import worker (``ingest-importer``, a real process) runs
+it, the sink stores its rows."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from ingest_core.auth import parse_principals
+from ingest_core.kafka import TopicSpec, ensure_topics
+from ingest_core.upload_token import sign
+from tests.support.gateway import GatewayHandle, running_gateway
+from tests.support.kafka import ROOT, free_port_pair, unique
+from tests.support.sink import running_sink
+from tests.support.store import wait_for_rows
+
+pytestmark = pytest.mark.integration
+
+KEY = "signing-key-of-the-tests"
+SECRET = "k-import"
+PRINCIPALS = parse_principals(
+    {
+        "principals": [
+            {"id": "imp", "key_sha256": hashlib.sha256(SECRET.encode()).hexdigest(), "permissions": ["import"]},
+            {"id": "other", "key_sha256": hashlib.sha256(b"k-other").hexdigest(), "permissions": ["import"],
+             "scopes": ["x"]},
+        ]
+    },
+    Path("auth.yaml"),
+)  # fmt: skip
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+SCHEMA = ROOT / "schemas" / "types" / "user_profile.json"
+REFERENCE = b"""{"type": "user_profile", "data": {"user_id": "12345", "name": "John Doe", "email": "john@example.com"}}
+{"type": "transaction", "data": {"transaction_id": "tx_001", "amount": 99.99, "currency": "USD"}}
+{"type": "user_profile", "data": {"user_id": "67890", "name": "Jane Smith", "email": "jane@example.com"}}
+"""
+
+
+class Setup:
+    def __init__(self, bootstrap: str, tmp_path: Path) -> None:
+        self.bootstrap, self.tmp = bootstrap, tmp_path
+        self.jobs_topic = unique("jobs")
+        self.types = [
+            {"type": "user_profile", "topic": unique("import.user"), "schema": str(SCHEMA)},
+            {"type": "transaction", "topic": unique("import.tx")},
+        ]
+        self.store_url = f"sqlite:///{tmp_path / 'jobs.db'}"
+
+    @asynccontextmanager
+    async def gateway(self) -> AsyncIterator[GatewayHandle]:
+        await asyncio.to_thread(ensure_topics, self.bootstrap, [TopicSpec(self.jobs_topic, 3)])
+        async with running_gateway(
+            self.bootstrap, [], self.tmp, principals=PRINCIPALS, types=self.types, jobs_topic=self.jobs_topic,
+            upload_signing_key=KEY, store_url=self.store_url,
+        ) as gw:  # fmt: skip
+            yield gw
+
+    @contextmanager
+    def importer(self) -> Iterator[subprocess.Popen[bytes]]:
+        env = {
+            **os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TOPICS_FILE": str(self.tmp / "topics.yaml"),
+            "STORE_URL": self.store_url, "JOBS_TOPIC": self.jobs_topic, "IMPORTER_GROUP": f"g-{self.jobs_topic}",
+            "IMPORTER_PORT": str(free_port_pair()), "UPLOAD_DIR": str(self.tmp / "uploads"), "LOG_LEVEL": "info",
+        }  # fmt: skip
+        log = (self.tmp / "importer.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "consumers.importer"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            log.close()
+
+
+async def new_import(gw: GatewayHandle) -> tuple[str, str]:
+    async with gw.session.post("/v1/import", headers=AUTH) as r:
+        assert r.status == 200, await r.text()
+        body = await r.json()
+    assert body["import_status"] == "WAITING_FOR_UPLOAD"
+    assert body["import_id"].startswith("import_")
+    url = urlsplit(body["upload_url"])
+    assert url.scheme == "http"
+    return body["import_id"], f"{url.path}?{url.query}"
+
+
+async def upload(gw: GatewayHandle, path: str, data: bytes) -> tuple[int, Any]:
+    async with gw.session.put(
+        path, data=io.BytesIO(data), headers={"Content-Type": "application/jsonl"}
+    ) as r:
+        return r.status, await r.json()
+
+
+async def status(gw: GatewayHandle, import_id: str, headers: dict[str, str] = AUTH) -> tuple[int, Any]:
+    async with gw.session.get(f"/v1/import/{import_id}", headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def until_done(
+    gw: GatewayHandle, import_id: str, timeout_s: float = 120
+) -> tuple[dict[str, Any], list[int]]:
+    """The final status, and every progress seen on the way (read from the job store directly)."""
+    from ingest_core.jobs import open_job_store
+
+    jobs = open_job_store(f"sqlite:///{gw.registry.path.parent / 'jobs.db'}")
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            job = await jobs.get(import_id)
+            if job is not None:
+                seen.append(job.progress)
+            code, body = await status(gw, import_id)
+            assert code == 200, body
+            if body["import_status"] in ("COMPLETE", "FAILED"):
+                return body, seen
+            await asyncio.sleep(0.1)
+    finally:
+        await jobs.close()
+    raise AssertionError(f"import {import_id} not done in {timeout_s}s")
+
+
+async def test_the_references_lines_end_up_as_rows_on_their_types_topics(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    async with s.gateway() as gw:
+        import_id, path = await new_import(gw)
+        code, body = await upload(gw, path, REFERENCE)
+        assert (code, body["import_status"]) == (200, "IN_PROGRESS"), body
+        assert "queued" in body["message"]
+        with s.importer():
+            final, _ = await until_done(gw, import_id)
+        assert final["import_status"] == "COMPLETE", final
+        assert final["counts"] == {"total": 3, "imported": 3, "failed": 0}
+        assert final["errors"] == []
+        # Someone else's key does not see it; no key is 401.
+        assert (await status(gw, import_id, {"Authorization": "Bearer k-other"}))[0] == 404
+        assert (await status(gw, import_id, {}))[0] == 401
+        registry = gw.registry
+    rows_url = f"sqlite:///{tmp_path / 'rows.db'}"
+    async with running_sink(kafka_bootstrap, registry, rows_url):
+        rows = await wait_for_rows(rows_url, 3, timeout_s=60)
+    got = sorted((r["event_id"], r["dataset"], r["topic"]) for r in rows)
+    assert got == [
+        (f"{import_id}:1", "user_profile", s.types[0]["topic"]),
+        (f"{import_id}:2", "transaction", s.types[1]["topic"]),
+        (f"{import_id}:3", "user_profile", s.types[0]["topic"]),
+    ]
+    assert not (tmp_path / "uploads" / import_id).exists()  # a finished import's file is deleted
+
+
+def _big_file(lines: int, bad_every: int) -> tuple[bytes, dict[int, str]]:
+    kinds = [
+        (b"{not json", "not valid JSON"),
+        (b'{"type": "transaction"}', 'not an object with a string "type" and an object "data"'),
+        (b'{"type": "nope", "data": {}}', "unknown type"),
+        (b'{"type": "user_profile", "data": {"name": "no id"}}', "required property 'user_id'"),
+        (b'{"type": "transaction", "data": {"x": "' + b"y" * 1_100_000 + b'"}}', "longer than"),
+    ]
+    out, bad = [], {}
+    for n in range(1, lines + 1):
+        if n % bad_every == 0:
+            line, reason = kinds[(n // bad_every) % len(kinds)]
+            bad[n] = reason
+            out.append(line)
+        else:
+            out.append(b'{"type": "transaction", "data": {"n": %d, "pad": "%s"}}' % (n, b"p" * 40))
+    return b"\n".join(out) + b"\n", bad
+
+
+async def test_a_large_file_with_bad_lines_is_complete_and_reports_each(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    data, bad = _big_file(100_000, 1000)
+    assert len(bad) == 100
+    async with s.gateway() as gw:
+        import_id, path = await new_import(gw)
+        assert (await upload(gw, path, data))[0] == 200
+        with s.importer():
+            final, seen = await until_done(gw, import_id)
+        registry = gw.registry
+    assert final["import_status"] == "COMPLETE", final
+    assert final["counts"] == {"total": 100_000, "imported": 99_900, "failed": 100}
+    assert {e["line"] for e in final["errors"]} == set(bad)
+    for error in final["errors"]:
+        assert bad[error["line"]] in error["message"], error
+    assert seen == sorted(seen)  # progress never goes backwards
+    rows_url = f"sqlite:///{tmp_path / 'rows.db'}"
+    async with running_sink(kafka_bootstrap, registry, rows_url, batch_size=5000):
+        rows = await wait_for_rows(rows_url, 99_900, timeout_s=120)
+    assert len(rows) == 99_900
+    assert {r["event_id"] for r in rows} == {f"{import_id}:{n}" for n in range(1, 100_001) if n not in bad}
+
+
+async def test_upload_urls_are_checked_and_used_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    async with s.gateway() as gw:
+        import_id, path = await new_import(gw)
+        expired = sign(KEY.encode(), import_id, now_s=time.time() - 7200)
+        code, body = await upload(gw, f"/v1/import/{import_id}/upload?token={expired}", REFERENCE)
+        assert (code, "expired" in body["message"]) == (403, True), body
+        tampered = path.replace("token=import_", "token=import_0")
+        assert (await upload(gw, tampered, REFERENCE))[0] == 403
+        other_id, _ = await new_import(gw)
+        assert (await upload(gw, path.replace(f"/{import_id}/", f"/{other_id}/"), REFERENCE))[0] == 403
+        assert (await upload(gw, path, REFERENCE))[0] == 200
+        code, body = await upload(gw, path, REFERENCE)
+        assert code == 409, body
+        async with gw.session.post("/v1/import") as r:
+            assert r.status == 401
+        async with gw.session.post("/v1/import", headers={"Authorization": "Bearer nope"}) as r:
+            assert r.status == 401
+
+
+async def test_a_file_that_is_not_utf8_fails(kafka_bootstrap: str, tmp_path: Path) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    async with s.gateway() as gw:
+        import_id, path = await new_import(gw)
+        assert (await upload(gw, path, REFERENCE + b'{"type": "transaction", "data": {"x": "\xff\xfe"}}\n'))[
+            0
+        ] == 200
+        with s.importer():
+            final, _ = await until_done(gw, import_id)
+    assert final["import_status"] == "FAILED", final
+    assert any("not UTF-8" in e["message"] for e in final["errors"]), final
+
+
+async def test_a_worker_killed_mid_file_resumes_and_stores_each_line_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    data, _ = _big_file(300_000, 10**9)
+    from ingest_core.jobs import open_job_store
+
+    async with s.gateway() as gw:
+        import_id, path = await new_import(gw)
+        assert (await upload(gw, path, data))[0] == 200
+        jobs = open_job_store(s.store_url)
+        try:
+            with s.importer() as proc:
+                deadline = time.monotonic() + 120
+                while True:
+                    job = await jobs.get(import_id)
+                    assert job is not None
+                    if 0 < job.checkpoint:
+                        break
+                    assert time.monotonic() < deadline, "the import never started"
+                    await asyncio.sleep(0.02)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            killed_at = (await jobs.get(import_id)).checkpoint  # type: ignore[union-attr]
+            assert 0 < killed_at < 300_000, killed_at
+            with s.importer():
+                final, seen = await until_done(gw, import_id)
+        finally:
+            await jobs.close()
+        registry = gw.registry
+    assert final["import_status"] == "COMPLETE", final
+    assert final["counts"] == {"total": 300_000, "imported": 300_000, "failed": 0}
+    assert seen == sorted(seen)
+    rows_url = f"sqlite:///{tmp_path / 'rows.db'}"
+    async with running_sink(kafka_bootstrap, registry, rows_url, batch_size=5000):
+        rows = await wait_for_rows(rows_url, 300_000, timeout_s=180)
+        await asyncio.sleep(2)  # anything published twice would arrive by now
+        rows = await wait_for_rows(rows_url, 300_000, timeout_s=1)
+    assert len(rows) == 300_000
+    assert len({r["event_id"] for r in rows}) == 300_000
