@@ -2,9 +2,10 @@
 
 ingest-auth hash         read a secret on standard input, print its SHA-256 (for key_sha256)
 ingest-auth check        validate AUTH_FILE
-ingest-auth dev [DIR]    a development principal with every permission, for ``make run`` without
-                         AUTH_FILE: made once under DIR (default ./data), files of mode 0600; its
-                         secret is printed when it is made, with a curl example per import API
+ingest-auth dev [DIR]    a development principal with every permission and an upload signing key,
+                         for ``make run`` without AUTH_FILE: made once under DIR (default ./data),
+                         files of mode 0600; the secret is printed when it is made, with a curl
+                         example per import API
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ingest_core.auth import PERMISSIONS, AuthFileError, digest, load_principals
 DEV_ID = "dev"
 AUTH_NAME = "auth.yaml"
 SECRET_NAME = "dev-secret"  # noqa: S105 (a file name, not a secret)
+SIGNING_KEY_NAME = "upload-signing-key"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -45,6 +47,15 @@ def examples(secret: str, base_url: str) -> str:
         "curl -X PUT -T lines.jsonl '<upload_url>' -H 'Content-Type: application/jsonl'\n"
         f"curl '{base_url}/v1/import/<import_id>' -H 'Authorization: Bearer {secret}'\n"
     )
+
+
+def make_dev_signing_key(directory: Path) -> Path:
+    """The development UPLOAD_SIGNING_KEY under ``directory`` (mode 0600), made if missing."""
+    path = directory / SIGNING_KEY_NAME
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_private(path, secrets.token_urlsafe(32) + "\n")
+    return path
 
 
 def make_dev_principal(directory: Path) -> tuple[Path, str | None]:
@@ -93,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingest-auth: {len(principals)} principals")
         return 0
     auth, secret = make_dev_principal(Path(args.dir))
+    make_dev_signing_key(Path(args.dir))
     if secret is None:
         kept = auth.parent / SECRET_NAME
         print(f"ingest-auth: development principal {DEV_ID!r} in {auth} (its secret: {kept})")

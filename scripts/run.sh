@@ -40,11 +40,12 @@ fi
 
 "$bin/ingest-topics" apply
 
-# Without AUTH_FILE: a development principal with every permission, made once under ./data/ (its
-# secret printed when made); with AUTH_FILE set, nothing is made.
+# Without AUTH_FILE: a development principal with every permission and an upload signing key, made
+# once under ./data/ (the secret printed when made); with AUTH_FILE set, nothing is made.
 if [ -z "${AUTH_FILE:-}" ]; then
   "$bin/ingest-auth" dev data
   export AUTH_FILE=data/auth.yaml
+  if [ -z "${UPLOAD_SIGNING_KEY:-}" ]; then UPLOAD_SIGNING_KEY=$(cat data/upload-signing-key); export UPLOAD_SIGNING_KEY; fi
 fi
 
 if [ -x "$bin/ingest-sink" ] && [ "${RUN_SINK:-1}" = 1 ]; then

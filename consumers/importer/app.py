@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from consumers.importer.jsonl_job import JsonlJob
+from consumers.importer.metrics import ImporterMetrics
 from consumers.importer.service import ImporterService
 from consumers.importer.settings import ImporterSettings
 from ingest_core.blobs import DirectoryBlobStore
@@ -33,7 +33,7 @@ FAILED = web.AppKey("importer.failed", list)
 def create_app(settings: ImporterSettings, registry: Registry) -> web.Application:
     app = web.Application()
     app[FAILED] = []
-    metrics = CollectorRegistry(auto_describe=True)
+    metrics = ImporterMetrics()
 
     async def importer_ctx(app: web.Application) -> AsyncIterator[None]:
         publisher = open_publisher(
@@ -48,7 +48,7 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         await _migrate(jobs, settings)
         checker = LineChecker(registry, settings.max_line_bytes)
         jsonl = JsonlJob(
-            jobs, DirectoryBlobStore(settings.upload_dir), checker, publisher, settings.keep_uploads
+            jobs, DirectoryBlobStore(settings.upload_dir), checker, publisher, settings.keep_uploads, metrics
         )
         service = ImporterService(
             settings.kafka_bootstrap_servers, settings.group, settings.jobs_topic, jobs, jsonl,
@@ -69,7 +69,7 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         return service is not None and service.polled, {}
 
     app.cleanup_ctx.append(importer_ctx)
-    for path, handler in ops_handlers(ready, metrics).items():
+    for path, handler in ops_handlers(ready, metrics.registry).items():
         app.router.add_get(path, handler)
     return app
 

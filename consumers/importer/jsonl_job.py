@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import IO
 
+from consumers.importer.metrics import ImporterMetrics
 from ingest_core.blobs import BlobStore
 from ingest_core.jobs import MAX_ERRORS, Job, JobStore, now
 from ingest_core.jsonl import Bad, Good, LineChecker, NotUtf8, lines
@@ -31,8 +32,10 @@ FINISHED = frozenset({"COMPLETE", "FAILED"})
 
 class JsonlJob:
     def __init__(
-        self, jobs: JobStore, blobs: BlobStore, checker: LineChecker, publisher: Publisher, keep_uploads: bool
-    ) -> None:
+        self, jobs: JobStore, blobs: BlobStore, checker: LineChecker, publisher: Publisher,
+        keep_uploads: bool, metrics: ImporterMetrics,
+    ) -> None:  # fmt: skip
+        self._metrics = metrics
         self._jobs = jobs
         self._blobs = blobs
         self._checker = checker
@@ -48,9 +51,11 @@ class JsonlJob:
             job.id, status="IN_PROGRESS", started_at=job.started_at or now(), heartbeat_at=now()
         )
         beat = asyncio.create_task(self._heartbeat(job.id))
+        self._metrics.running.inc()
         try:
             outcome = await self._read(job)
         finally:
+            self._metrics.running.dec()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -59,9 +64,13 @@ class JsonlJob:
         if message is not None:
             changes["errors"] = [*job.errors, {"line": 0, "message": message}][:MAX_ERRORS]
         await self._jobs.update(job.id, **changes)
+        self._metrics.jobs.labels(status).inc()
         log.info("import %s: %s", job.id, status if message is None else f"{status} ({message})")
         if not self._keep:
             await self._blobs.delete(job.id)
+
+    def retried(self) -> None:
+        self._metrics.retries.inc()
 
     async def _heartbeat(self, job_id: str) -> None:
         while True:
@@ -97,6 +106,8 @@ class JsonlJob:
                     *(self._publisher.publish(t, records) for t, records in by_topic.items())
                 )
                 imported += good
+                self._metrics.lines.labels("imported").inc(good)
+                self._metrics.lines.labels("failed").inc(len(batch) - good)
                 await self._jobs.update(
                     job.id, checkpoint=batch[-1][0], total=total, imported=imported, failed=failed,
                     errors=errors, progress=min(99, _position(stream) * 100 // size), heartbeat_at=now(),

@@ -116,6 +116,7 @@ class ImporterService:
                 await self._jsonl.run(job)
             except (StoreUnavailable, IngestError) as exc:
                 log.warning("import %s: %s; resuming from its checkpoint in %.1fs", job_id, exc, backoff)
+                self._jsonl.retried()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
             else:

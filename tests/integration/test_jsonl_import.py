@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -71,10 +72,11 @@ class Setup:
 
     @contextmanager
     def importer(self) -> Iterator[subprocess.Popen[bytes]]:
+        self.importer_port = free_port_pair()
         env = {
             **os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TOPICS_FILE": str(self.tmp / "topics.yaml"),
             "STORE_URL": self.store_url, "JOBS_TOPIC": self.jobs_topic, "IMPORTER_GROUP": f"g-{self.jobs_topic}",
-            "IMPORTER_PORT": str(free_port_pair()), "UPLOAD_DIR": str(self.tmp / "uploads"), "LOG_LEVEL": "info",
+            "IMPORTER_PORT": str(self.importer_port), "UPLOAD_DIR": str(self.tmp / "uploads"), "LOG_LEVEL": "info",
         }  # fmt: skip
         log = (self.tmp / "importer.log").open("ab")
         proc = subprocess.Popen(
@@ -90,6 +92,11 @@ class Setup:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             log.close()
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return str(r.read().decode())
 
 
 async def new_import(gw: GatewayHandle) -> tuple[str, str]:
@@ -150,8 +157,11 @@ async def test_the_references_lines_end_up_as_rows_on_their_types_topics(
         assert "queued" in body["message"]
         with s.importer():
             final, _ = await until_done(gw, import_id)
+            metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{s.importer_port}/metrics")
         assert final["import_status"] == "COMPLETE", final
         assert final["counts"] == {"total": 3, "imported": 3, "failed": 0}
+        assert 'importer_lines_total{outcome="imported"} 3.0' in metrics
+        assert 'importer_jobs_finished_total{status="COMPLETE"} 1.0' in metrics
         assert final["errors"] == []
         # Someone else's key does not see it; no key is 401.
         assert (await status(gw, import_id, {"Authorization": "Bearer k-other"}))[0] == 404

@@ -15,7 +15,7 @@ import yaml
 from ingest_core import auth
 from ingest_core.auth import AuthFileError, load_principals, parse_principals
 from ingest_core.auth_cli import main as auth_main
-from ingest_core.auth_cli import make_dev_principal
+from ingest_core.auth_cli import make_dev_principal, make_dev_signing_key
 from ingest_core.errors import Forbidden, Unauthorized
 
 
@@ -128,6 +128,9 @@ def test_the_development_principal_is_made_once_private_and_holds_every_permissi
         assert p.authorize(secret, permission, "any-target").id == "dev"
     again, none = make_dev_principal(tmp_path / "data")
     assert (again, none) == (path, None)  # kept, and not shown again
+    key = make_dev_signing_key(tmp_path / "data")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key.read_text() == make_dev_signing_key(tmp_path / "data").read_text()
 
 
 def test_hash_prints_the_digest_for_the_file(

@@ -1,0 +1,19 @@
+"""The import worker's Prometheus metrics; labels are bounded (outcomes and statuses)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class ImporterMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.lines = Counter("importer_lines", "Lines of JSONL imports, by outcome", ["outcome"], registry=r)
+        self.jobs = Counter(
+            "importer_jobs_finished", "Imports run to their end, by status", ["status"], registry=r
+        )
+        self.running = Gauge("importer_jobs_running", "Imports being run now", registry=r)
+        self.retries = Counter(
+            "importer_job_retries", "Imports resumed after the store or Kafka failed them", registry=r
+        )
