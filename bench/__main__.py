@@ -47,7 +47,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import h2load, procs, wrk
 from bench.latency import post_paced, quantile, row_delays_ms
-from bench.payloads import backlog_value, body, source_body
+from bench.payloads import backlog_value, body, source_body, write_jsonl
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import LocalBroker, free_port_pair
 from tests.support.postgres import LocalPostgres, find_bindir
@@ -89,7 +89,9 @@ class Bench:
         finally:
             consumer.close()
 
-    def registry(self, topic: str, source_topic: str | None = None) -> Path:
+    def registry(
+        self, topic: str, source_topic: str | None = None, type_topics: tuple[str, str] | None = None
+    ) -> Path:
         path = self.work / f"topics-{topic}.yaml"
         schema = Path(__file__).resolve().parents[1] / "schemas" / "datasets" / "example.json"
         doc: dict[str, Any] = {
@@ -99,20 +101,32 @@ class Bench:
         }
         if source_topic is not None:
             doc["sources"] = [{"id": "bench", "topic": source_topic, "partitions": 3}]
+        if type_topics is not None:
+            profile = Path(__file__).resolve().parents[1] / "schemas" / "types" / "user_profile.json"
+            doc["types"] = [
+                {"type": "user_profile", "topic": type_topics[0], "schema": str(profile)},
+                {"type": "transaction", "topic": type_topics[1]},
+            ]
         path.write_text(yaml.safe_dump(doc))
         return path
 
-    def gateway(self, topic: str, source_topic: str | None = None, **env: str) -> tuple[Any, str]:
+    def gateway(
+        self,
+        topic: str,
+        env: dict[str, str] | None = None,
+        source_topic: str | None = None,
+        type_topics: tuple[str, str] | None = None,
+    ) -> tuple[Any, str]:
         port = free_port_pair()
         proc = procs.start(
             ["-m", "gateway"],
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "TOPICS_FILE": str(self.registry(topic, source_topic)),
+                "TOPICS_FILE": str(self.registry(topic, source_topic, type_topics)),
                 "STORE_URL": f"sqlite:///{self.work / 'jobs.db'}",
                 "GATEWAY_PORT": str(port),
                 "LOG_LEVEL": "warning",
-                **env,
+                **(env or {}),
             },
             self.work / "gateway.log",
         )
@@ -165,7 +179,7 @@ class Bench:
 
     def gateway_load(self, events: int, connections: int, **env: str) -> Result:
         topic = self.topic("gw")
-        proc, base = self.gateway(topic, **env)
+        proc, base = self.gateway(topic, env)
         try:
             url = base + "/v2/data/in/example"
             payload = body(events)
@@ -196,7 +210,7 @@ class Bench:
                 {"principals": [{"id": "bench", "key_sha256": key, "permissions": ["source-import"]}]}
             )
         )
-        proc, base = self.gateway(topic, source_topic, AUTH_FILE=str(auth))
+        proc, base = self.gateway(topic, {"AUTH_FILE": str(auth)}, source_topic=source_topic)
         try:
             url, headers = base + "/api/v1/source/import", {"X-API-KEY": secret}
             payload = source_body(entries)
@@ -215,6 +229,75 @@ class Bench:
             }
         finally:
             procs.stop(proc)
+
+    def jsonl_import(self, lines: int) -> Result:
+        """A JSONL import of ``lines`` lines (~300 bytes, two types, one with a schema): the upload in
+        MB/s, then lines/s from the upload's end to COMPLETE, and the import worker's largest RSS."""
+        topic, jobs_topic = self.topic("gw"), self.topic("jobs")
+        type_topics = (self.topic("import-user"), self.topic("import-tx"))
+        secret = uuid.uuid4().hex
+        auth = self.work / "auth.yaml"
+        key = hashlib.sha256(secret.encode()).hexdigest()
+        auth.write_text(
+            yaml.safe_dump({"principals": [{"id": "bench", "key_sha256": key, "permissions": ["import"]}]})
+        )
+        shared = {
+            "JOBS_TOPIC": jobs_topic,
+            "UPLOAD_DIR": str(self.work / "uploads"),
+            "STORE_URL": f"sqlite:///{self.work / 'jobs.db'}",
+        }
+        data = self.work / f"lines-{lines}.jsonl"
+        if not data.exists():
+            write_jsonl(data, lines)
+        env = {"AUTH_FILE": str(auth), "UPLOAD_SIGNING_KEY": secret, **shared}
+        gateway, base = self.gateway(topic, env, type_topics=type_topics)
+        importer_port = free_port_pair()
+        importer = procs.start(
+            ["-m", "consumers.importer"],
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "TOPICS_FILE": str(self.registry(topic, None, type_topics)),
+                "IMPORTER_PORT": str(importer_port), "IMPORTER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+                "LOG_LEVEL": "warning", **shared,
+            },
+            self.work / "importer.log",
+        )  # fmt: skip
+        try:
+            procs.wait_http(f"http://127.0.0.1:{importer_port}/ready")
+            headers = {"Authorization": f"Bearer {secret}"}
+            made = _json(urllib.request.Request(base + "/v1/import", method="POST", headers=headers))
+            upload_url = base + "/v1/import/" + made["upload_url"].split("/v1/import/", 1)[1]
+            size = data.stat().st_size
+            t0 = time.perf_counter()
+            with data.open("rb") as f:
+                put = urllib.request.Request(
+                    upload_url, data=f, method="PUT",
+                    headers={"Content-Type": "application/jsonl", "Content-Length": str(size)},
+                )  # fmt: skip
+                _json(put)
+            t1 = time.perf_counter()
+            rss = 0.0
+            while True:
+                rss = max(rss, procs.rss_mib(importer.pid))
+                status = _json(
+                    urllib.request.Request(f"{base}/v1/import/{made['import_id']}", headers=headers)
+                )
+                if status["import_status"] in ("COMPLETE", "FAILED"):
+                    break
+                if time.perf_counter() - t1 > 900:
+                    raise RuntimeError("the JSONL import did not finish in 15 minutes")
+                time.sleep(0.1)
+            t2 = time.perf_counter()
+            if status["import_status"] != "COMPLETE" or status["counts"]["imported"] != lines:
+                raise RuntimeError(f"the JSONL import ended {status}")
+            return {
+                "events_per_s": lines / (t2 - t1),
+                "upload_mb_per_s": size / (t1 - t0) / 1e6,
+                "rss_mib": rss,
+            }
+        finally:
+            procs.stop(importer)
+            procs.stop(gateway)
 
     def sink(self, store_url_for: Callable[[], str]) -> Result:
         total = self.args.sink_records
@@ -398,7 +481,7 @@ class Bench:
 
     def overload(self) -> Result:
         topic = self.topic("overload")
-        proc, base = self.gateway(topic, MAX_INFLIGHT_REQUESTS="256")
+        proc, base = self.gateway(topic, {"MAX_INFLIGHT_REQUESTS": "256"})
         try:
             url = base + "/v2/data/in/example"
             steady = wrk.run(url, body(1), 32, self.args.seconds)
@@ -610,6 +693,12 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
             res["gateway_2workers_batch100_c32"]["events_per_s"] / max(raws),
             "(reference)",
         )
+    if "jsonl_import_1m" in res and batches:
+        out["JSONL import lines/s (upload done to COMPLETE) ÷ gateway batch events/s"] = (
+            res["jsonl_import_1m"]["events_per_s"] / max(batches),
+            "≥ 0.50",
+        )
+        out["JSONL import worker's largest RSS (MiB)"] = (res["jsonl_import_1m"]["rss_mib"], "< 300")
     if "source_import1000_c8" in res and batches:
         out["source import entries/s (1,000 a request, c=8) ÷ gateway batch events/s"] = (
             res["source_import1000_c8"]["events_per_s"] / max(batches),
@@ -674,6 +763,11 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
     return out
 
 
+def _json(request: urllib.request.Request) -> Any:
+    with urllib.request.urlopen(request, timeout=900) as r:
+        return json.loads(r.read())
+
+
 def clean_up(work: Path, keep_logs: bool) -> None:
     """Remove the run's broker data and databases (~5 GB a run: a dozen runs once filled this
     machine's disk); after a failure keep its logs, and say where."""
@@ -691,6 +785,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sink-records", type=int, default=1_000_000)
+    parser.add_argument("--jsonl-lines", type=int, default=1_000_000)
     parser.add_argument("--overload-connections", type=int, default=1000)
     parser.add_argument("--latency-rate", type=float, default=200.0, help="single events/s, latency_*")
     parser.add_argument(
@@ -754,6 +849,7 @@ def main() -> int:
             ("gateway_2workers_single_c128", lambda: bench.gateway_load(1, 128, GATEWAY_WORKERS="2")),
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
             ("source_import1000_c8", lambda: bench.source_import(1000, 8)),
+            ("jsonl_import_1m", lambda: bench.jsonl_import(args.jsonl_lines)),
             ("sink_sqlite", lambda: bench.sink(sqlite_url)),
             ("sink_postgres", lambda: bench.sink(pg_url)),
             ("store_sqlite", lambda: bench.store_alone(sqlite_url)),

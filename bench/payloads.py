@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -38,6 +39,20 @@ def source_body(entries: int, source: str = "bench") -> bytes:
         for i in range(entries)
     ]
     return orjson.dumps({"source_id": source, "payload": payload})
+
+
+def write_jsonl(path: Path, lines: int) -> None:
+    """A JSONL import's file: ``lines`` lines of ~300 bytes, user profiles and transactions."""
+    pad = "x" * 150
+    with path.open("wb") as out:
+        for i in range(lines):
+            data: dict[str, Any]
+            if i % 2:
+                data = {"user_id": f"u{i}", "name": f"User {i}", "email": f"user{i}@example.com", "note": pad}
+                out.write(orjson.dumps({"type": "user_profile", "data": data}) + b"\n")
+            else:
+                data = {"transaction_id": f"tx{i}", "amount": i / 100, "currency": "USD", "note": pad}
+                out.write(orjson.dumps({"type": "transaction", "data": data}) + b"\n")
 
 
 def record_value(i: int) -> bytes:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+import msgspec
 import orjson
 
 from ingest_core.record import (
@@ -22,9 +23,11 @@ from ingest_core.record import (
     HEADER_MSGID,
     MAX_EVENT_DEPTH,
     OutRecord,
+    build_raw_value,
     build_value,
     holds_nul,
     may_hold_nul,
+    may_nest_too_deeply,
 )
 from ingest_core.registry import Registry
 
@@ -66,6 +69,16 @@ def lines(stream: IO[bytes], max_line_bytes: int, after: int = 0) -> Iterator[tu
             yield number, None if too_long else chunk.rstrip(b"\r\n")
 
 
+class _Line(msgspec.Struct):
+    """A line, its ``data`` kept as the JSON it came in (unknown keys ignored, as on the general path)."""
+
+    type: str
+    data: msgspec.Raw
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
 class LineChecker:
     def __init__(self, registry: Registry, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self._types = registry.types
@@ -78,10 +91,40 @@ class LineChecker:
             return Bad(number, f"longer than {self.max_line_bytes} bytes")
         if not line.strip():
             return None
+        if not line.isascii():
+            try:
+                line.decode()
+            except UnicodeDecodeError:
+                raise NotUtf8(f"line {number} is not UTF-8") from None
+        return self._check_raw(import_id, number, line, syncts_ms) or self._check(
+            import_id, number, line, syncts_ms
+        )
+
+    def _check_raw(self, import_id: str, number: int, line: bytes, syncts_ms: int) -> Good | None:
+        """The common line, checked by its type's compiled schema and forwarded as it came, without
+        parsing its data into Python (as the gateway's raw path does); None for anything it cannot
+        accept for certain, which the general path then decides and words."""
+        if may_hold_nul(line):
+            return None
         try:
-            line.decode()
-        except UnicodeDecodeError:
-            raise NotUtf8(f"line {number} is not UTF-8") from None
+            doc = _decode_line(line)
+            target = self._types.get(doc.type)
+            if target is None or target.entry_topic is None or target.event_type is None:
+                return None
+            if may_nest_too_deeply(doc.data):
+                return None
+            target.event_type.decode(doc.data)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        event_id = f"{import_id}:{number}"
+        value = build_raw_value(target.id, import_id, event_id, doc.data, syncts_ms)
+        key = event_id.encode()
+        headers: list[tuple[str, str | bytes | None]] = [
+            (HEADER_DATASET, target.id.encode()), (HEADER_EVENT_ID, key), (HEADER_MSGID, import_id.encode()),
+        ]  # fmt: skip
+        return Good(number, target.entry_topic, OutRecord(key, value, headers))
+
+    def _check(self, import_id: str, number: int, line: bytes, syncts_ms: int) -> Good | Bad:
         try:
             doc: Any = orjson.loads(line)
         except orjson.JSONDecodeError:

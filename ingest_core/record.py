@@ -198,6 +198,25 @@ def _dataset_framing(dataset: str) -> tuple[bytes, tuple[str, bytes]]:
     return b'{"dataset":%b,"msgid":' % _dumps(dataset), (HEADER_DATASET, dataset.encode())
 
 
+def build_raw_value(
+    dataset: str, msgid: str, event_id: str, event: bytes | msgspec.Raw, syncts_ms: int
+) -> bytes:
+    """``build_value`` of an event kept as the JSON it came in (checked, not parsed): that JSON set
+    into the record as it is; byte for byte ``build_value``'s when the JSON is as orjson writes it."""
+    opening, _header = _dataset_framing(dataset)
+    return b"".join(
+        (
+            opening,
+            _dumps(msgid),
+            b',"event_id":',
+            _dumps(event_id),
+            b',"event":',
+            event,
+            _API_TAIL % syncts_ms,
+        )
+    )
+
+
 def build_raw_record(
     dataset: str, msgid: str, event: msgspec.Raw, key: Any, dedup: Any, syncts_ms: int
 ) -> OutRecord:

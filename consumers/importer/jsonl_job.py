@@ -14,7 +14,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from consumers.importer.metrics import ImporterMetrics
 from ingest_core.blobs import BlobStore
@@ -25,7 +25,7 @@ from ingest_core.record import OutRecord
 
 log = logging.getLogger(__name__)
 
-BATCH_LINES = 2000
+BATCH_LINES = 10_000
 HEARTBEAT_S = 1.0
 FINISHED = frozenset({"COMPLETE", "FAILED"})
 
@@ -82,39 +82,60 @@ class JsonlJob:
             stream = await asyncio.to_thread(self._blobs.open, job.id)
         except FileNotFoundError:
             return "FAILED", "the uploaded file is missing"
-        with stream:
-            size = max(1, os.fstat(stream.fileno()).st_size)
-            total, imported, failed, errors = job.total, job.imported, job.failed, list(job.errors)
-            numbered = lines(stream, self._checker.max_line_bytes, after=job.checkpoint)
-            while batch := await asyncio.to_thread(_take, numbered, BATCH_LINES):
-                syncts = int(time.time() * 1000)
-                by_topic: dict[str, list[OutRecord]] = defaultdict(list)
-                for number, line in batch:
-                    try:
-                        checked = self._checker.check(job.id, number, line, syncts)
-                    except NotUtf8 as exc:
-                        return "FAILED", f"the file is not UTF-8 text ({exc})"
-                    if isinstance(checked, Good):
-                        by_topic[checked.topic].append(checked.record)
-                    elif isinstance(checked, Bad):
-                        failed += 1
-                        if len(errors) < MAX_ERRORS:
-                            errors.append({"line": checked.line, "message": checked.message})
-                    total += checked is not None
-                good = sum(map(len, by_topic.values()))
-                await asyncio.gather(
-                    *(self._publisher.publish(t, records) for t, records in by_topic.items())
-                )
-                imported += good
-                self._metrics.lines.labels("imported").inc(good)
-                self._metrics.lines.labels("failed").inc(len(batch) - good)
-                await self._jobs.update(
-                    job.id, checkpoint=batch[-1][0], total=total, imported=imported, failed=failed,
-                    errors=errors, progress=min(99, _position(stream) * 100 // size), heartbeat_at=now(),
-                )  # fmt: skip
+        # One batch is published and stored while the next is read and checked. Each batch's figures
+        # are taken when it is checked, and stored (with its last line as the checkpoint) only once
+        # Kafka has acknowledged it and the batch before it has been stored.
+        in_flight: asyncio.Task[None] | None = None
+        total, imported, failed, errors = job.total, job.imported, job.failed, list(job.errors)
+        try:
+            with stream:
+                size = max(1, os.fstat(stream.fileno()).st_size)
+                numbered = lines(stream, self._checker.max_line_bytes, after=job.checkpoint)
+                while batch := await asyncio.to_thread(_take, numbered, BATCH_LINES):
+                    syncts = int(time.time() * 1000)
+                    by_topic: dict[str, list[OutRecord]] = defaultdict(list)
+                    good = bad = 0
+                    for number, line in batch:
+                        try:
+                            checked = self._checker.check(job.id, number, line, syncts)
+                        except NotUtf8 as exc:
+                            return "FAILED", f"the file is not UTF-8 text ({exc})"
+                        if isinstance(checked, Good):
+                            by_topic[checked.topic].append(checked.record)
+                            good += 1
+                        elif isinstance(checked, Bad):
+                            bad += 1
+                            if len(errors) < MAX_ERRORS:
+                                errors.append({"line": checked.line, "message": checked.message})
+                    total, imported, failed = total + good + bad, imported + good, failed + bad
+                    self._metrics.lines.labels("failed").inc(bad)
+                    figures = {
+                        "checkpoint": batch[-1][0], "total": total, "imported": imported, "failed": failed,
+                        "errors": list(errors), "progress": min(99, _position(stream) * 100 // size),
+                    }  # fmt: skip
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.create_task(self._publish(job.id, by_topic, figures))
+                if in_flight is not None:
+                    await in_flight
+                    in_flight = None
+        finally:
+            if in_flight is not None:
+                in_flight.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await in_flight
         if total and not imported:
             return "FAILED", "no line could be imported"
         return "COMPLETE", None
+
+    async def _publish(
+        self, job_id: str, by_topic: dict[str, list[OutRecord]], figures: dict[str, Any]
+    ) -> None:
+        """Publish a batch's records, then store the job's figures as of its last line."""
+        await asyncio.gather(*(self._publisher.publish(t, records) for t, records in by_topic.items()))
+        good = sum(map(len, by_topic.values()))
+        self._metrics.lines.labels("imported").inc(good)
+        await self._jobs.update(job_id, heartbeat_at=now(), **figures)
 
 
 def _take(numbered: Iterator[tuple[int, bytes | None]], count: int) -> list[tuple[int, bytes | None]]:

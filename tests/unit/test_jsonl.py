@@ -73,3 +73,21 @@ def test_a_resumed_file_starts_after_its_checkpoint() -> None:
 def test_a_file_that_is_not_utf8_fails_as_a_whole() -> None:
     with pytest.raises(NotUtf8):
         check_all(b'{"type": "transaction", "data": {"x": "\xff"}}\n')
+
+
+def test_both_paths_make_the_same_record() -> None:
+    """A line the compiled path takes is forwarded as it came; the general path's record of it holds
+    the same value (and is byte for byte the same when the line is as orjson writes it)."""
+    line = orjson.dumps({"type": "user_profile", "data": {"user_id": "1", "name": "A", "email": "a@b"}})
+    fast = CHECKER._check_raw("import_x", 5, line, 7)
+    slow = CHECKER._check("import_x", 5, line, 7)
+    assert isinstance(fast, Good)
+    assert isinstance(slow, Good)
+    assert fast.record.value == slow.record.value
+    assert fast.record.headers == slow.record.headers
+    assert fast.record.key == slow.record.key
+    spaced = b'{"type": "user_profile", "data": {"user_id": "1",  "name": "A"}}'
+    fast = CHECKER._check_raw("import_x", 6, spaced, 7)
+    assert isinstance(fast, Good)
+    assert b'"event":{"user_id": "1",  "name": "A"}' in fast.record.value  # as sent
+    assert orjson.loads(fast.record.value)["event"] == {"user_id": "1", "name": "A"}
