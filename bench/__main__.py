@@ -292,7 +292,7 @@ class Bench:
                 raise RuntimeError(f"the JSONL import ended {status}")
             return {
                 "events_per_s": lines / (t2 - t1),
-                "upload_mb_per_s": size / (t1 - t0) / 1e6,
+                "mb_per_s": size / (t1 - t0) / 1e6,  # the upload
                 "rss_mib": rss,
             }
         finally:

@@ -111,3 +111,16 @@ def test_the_source_import_is_reported_against_the_gateways_batches() -> None:
         "| source import entries/s (1,000 a request, c=8) ÷ gateway batch events/s | 0.60 | 0.60 | ≥ 0.50 |"
         in text
     )
+
+
+def test_the_jsonl_import_is_reported_against_the_gateways_batches_with_its_rss() -> None:
+    res: dict[str, Result] = {
+        "gateway_batch100_c32": {"rps": 2000.0, "events_per_s": 200_000.0},
+        "jsonl_import_1m": {"events_per_s": 110_000.0, "mb_per_s": 300.0, "rss_mib": 105.0},
+    }
+    text = report(res, 1, [res])
+    assert (
+        "| JSONL import lines/s (upload done to COMPLETE) ÷ gateway batch events/s | 0.55 | 0.55 | ≥ 0.50 |"
+        in text
+    )
+    assert "| JSONL import worker's largest RSS (MiB) | 105.00 | 105.00 | < 300 |" in text
