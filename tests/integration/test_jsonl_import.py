@@ -237,6 +237,8 @@ async def test_upload_urls_are_checked_and_used_once(kafka_bootstrap: str, tmp_p
         assert (await upload(gw, path, REFERENCE))[0] == 200
         code, body = await upload(gw, path, REFERENCE)
         assert code == 409, body
+        code, body = await status(gw, "import_01aaaaaaaaaaaaaaaaaaaaaaaa")
+        assert code == 404, body
         async with gw.session.post("/v1/import") as r:
             assert r.status == 401
         async with gw.session.post("/v1/import", headers={"Authorization": "Bearer nope"}) as r:
@@ -296,3 +298,21 @@ async def test_a_worker_killed_mid_file_resumes_and_stores_each_line_once(
         rows = await wait_for_rows(rows_url, 300_000, timeout_s=1)
     assert len(rows) == 300_000
     assert len({r["event_id"] for r in rows}) == 300_000
+
+
+async def test_an_upload_over_the_limit_is_refused_and_may_be_tried_again(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    await asyncio.to_thread(ensure_topics, kafka_bootstrap, [TopicSpec(s.jobs_topic, 3)])
+    async with running_gateway(
+        kafka_bootstrap, [], tmp_path, principals=PRINCIPALS, types=s.types, jobs_topic=s.jobs_topic,
+        upload_signing_key=KEY, store_url=s.store_url, max_upload_bytes=len(REFERENCE) - 1,
+    ) as gw:  # fmt: skip
+        import_id, path = await new_import(gw)
+        code, body = await upload(gw, path, REFERENCE)
+        assert code == 413, body
+        assert (await status(gw, import_id))[1]["import_status"] == "WAITING_FOR_UPLOAD"
+        assert list((tmp_path / "uploads").glob("*")) == []
+        code, body = await upload(gw, path, REFERENCE[: len(REFERENCE) // 2])
+        assert code == 200, body
