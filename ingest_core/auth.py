@@ -24,6 +24,7 @@ from jsonschema.exceptions import best_match
 
 from ingest_core.errors import Forbidden, Unauthorized
 from ingest_core.paths import schema_path
+from ingest_core.validation import instance_path
 
 PERMISSIONS = ("ingest", "source-import", "entity-import", "import", "run-import")
 ALL = "*"
@@ -95,19 +96,13 @@ class Principals:
 NOBODY = Principals(())
 
 
-def _where(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def parse_principals(doc: Any, source: Path) -> Principals:
     """Validate a parsed principals document; raises AuthFileError naming the key at fault."""
     meta = json.loads(schema_path("auth.schema.json").read_text(encoding="utf-8"))
     error = best_match(jsonschema.Draft7Validator(meta).iter_errors(doc))
     if error is not None:
-        raise AuthFileError(f"{source}: {_where(error.absolute_path)}: {error.message}")
+        where = instance_path(error.absolute_path) or "(top level)"
+        raise AuthFileError(f"{source}: {where}: {error.message}")
     seen_ids: set[str] = set()
     seen_keys: set[str] = set()
     out = []

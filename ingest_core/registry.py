@@ -24,7 +24,7 @@ from jsonschema.exceptions import best_match
 
 from ingest_core.event_types import EventType, compile_event_type
 from ingest_core.paths import schema_path
-from ingest_core.validation import SchemaValidator
+from ingest_core.validation import SchemaValidator, instance_path
 
 DEFAULT_PARTITIONS = 3
 
@@ -74,13 +74,6 @@ class Registry:
         return iter(self.datasets.values())
 
 
-def _where(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def _load_dataset_schema(file: Path, where: str, source: Path) -> tuple[dict[str, Any], SchemaValidator]:
     try:
         schema = json.loads(file.read_text(encoding="utf-8"))
@@ -112,7 +105,8 @@ def parse_registry(doc: Any, source: Path) -> Registry:
     meta = json.loads(schema_path("topics.schema.json").read_text(encoding="utf-8"))
     error = best_match(jsonschema.Draft7Validator(meta).iter_errors(doc))
     if error is not None:
-        raise RegistryError(f"{source}: {_where(error.absolute_path)}: {error.message}")
+        where = instance_path(error.absolute_path) or "(top level)"
+        raise RegistryError(f"{source}: {where}: {error.message}")
     datasets: dict[str, Dataset] = {}
     records: dict[str, Dataset] = {}
 

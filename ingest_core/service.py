@@ -151,3 +151,49 @@ def ops_handlers(
         return web.Response(body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return {"/health": health, "/ready": is_ready, "/metrics": scrape}
+
+
+# Set on a consumer program's app: its loop failed, and the program exits with status 1.
+FAILED = web.AppKey("service.failed", list)
+
+
+async def run_or_stop(work: Coroutine[Any, Any, None], app: web.Application, what: str) -> None:
+    """Run a consumer program's loop. The loop is the program: should it fail, the program stops
+    (status 1, so that its supervisor restarts it) rather than keep a port that looks alive;
+    nothing uncommitted is lost, it is read again."""
+    try:
+        await work
+    except Exception:
+        log.critical("%s failed; stopping", what, exc_info=True)
+        app[FAILED].append(True)
+        signal.raise_signal(signal.SIGTERM)
+
+
+class ConsumerSettings(ServiceSettings, Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def store_url(self) -> str: ...
+
+
+C = TypeVar("C", bound=ConsumerSettings)
+
+
+def consumer_main(
+    program: str,
+    from_env: Callable[[Mapping[str, str]], C],
+    create_app: Callable[[C, Registry], web.Application],
+) -> int:
+    """A consumer program from start to exit: settings, registry and ``STORE_URL`` checked, its app
+    served on its small port until SIGTERM; 1 when its loop failed."""
+    from ingest_core.store import check_store_url
+
+    settings, registry = start(program, from_env, lambda s: check_store_url(s.store_url))
+    app = create_app(settings, registry)
+    app.setdefault(FAILED, [])
+    status = run(
+        program, lambda: serve_app(app, listen_tcp(settings.host, settings.port)), settings.event_loop
+    )
+    return 1 if app[FAILED] else status

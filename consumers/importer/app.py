@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,13 +20,12 @@ from ingest_core.jobs import open_job_store
 from ingest_core.jsonl import LineChecker
 from ingest_core.publish import ProducerOptions, open_publisher
 from ingest_core.registry import Registry
-from ingest_core.service import ops_handlers
+from ingest_core.service import FAILED, ops_handlers, run_or_stop
 from ingest_core.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("importer.service", ImporterService)
-FAILED = web.AppKey("importer.failed", list)
 
 
 def create_app(settings: ImporterSettings, registry: Registry) -> web.Application:
@@ -55,7 +53,7 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
             settings.max_backoff_ms / 1000,
         )  # fmt: skip
         app[SERVICE] = service
-        task = asyncio.create_task(_run(service, app))
+        task = asyncio.create_task(run_or_stop(service.run(), app, "the import loop"))
         yield
         service.stopping = True
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -85,12 +83,3 @@ async def _migrate(jobs: Any, settings: ImporterSettings) -> None:
             backoff = min(backoff * 2, settings.max_backoff_ms / 1000)
         else:
             return
-
-
-async def _run(service: ImporterService, app: web.Application) -> None:
-    try:
-        await service.run()
-    except Exception:
-        log.critical("the import loop failed; stopping the importer", exc_info=True)
-        app[FAILED].append(True)
-        signal.raise_signal(signal.SIGTERM)

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from consumers.sink.app import FAILED, create_app
+from consumers.sink.app import create_app
 from consumers.sink.settings import SinkSettings
-from ingest_core.service import listen_tcp, run, serve_app, start
-from ingest_core.store import check_store_url
-
-PROGRAM = "ingest-sink"
+from ingest_core.service import consumer_main
 
 
 def main() -> int:
-    settings, registry = start(PROGRAM, SinkSettings.from_env, lambda s: check_store_url(s.store_url))
-    app = create_app(settings, registry)
-    status = run(
-        PROGRAM, lambda: serve_app(app, listen_tcp(settings.host, settings.port)), settings.event_loop
-    )
-    return 1 if app[FAILED] else status
+    return consumer_main("ingest-sink", SinkSettings.from_env, create_app)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from consumers.sink.service import SinkService
 from consumers.sink.settings import SinkSettings
 from ingest_core.malformed import watch_malformed
 from ingest_core.registry import Registry
-from ingest_core.service import ops_handlers
+from ingest_core.service import FAILED, ops_handlers, run_or_stop
 from ingest_core.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
         # by the service itself, so start-up does not fail on a transient outage.
         service = SinkService(settings, registry, the_store, sink_metrics)
         app[SERVICE] = service
-        task = asyncio.create_task(_run_forever(service, settings, app))
+        task = asyncio.create_task(run_or_stop(_run_until_stopped(service, settings), app, "the sink's loop"))
         yield
         service.runner.stop()
         with contextlib.suppress(asyncio.CancelledError):
@@ -55,20 +54,6 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
     for path, handler in ops_handlers(ready, sink_metrics.registry).items():
         app.router.add_get(path, handler)
     return app
-
-
-FAILED = web.AppKey("sink.failed", list)
-
-
-async def _run_forever(service: SinkService, settings: SinkSettings, app: web.Application) -> None:
-    try:
-        await _run_until_stopped(service, settings)
-    except Exception:
-        # The loop is the service: without it, stop the process so that it is restarted, rather
-        # than keep a port that looks alive. Nothing uncommitted is lost: it is read again.
-        log.critical("the consumer loop failed; stopping the sink", exc_info=True)
-        app[FAILED].append(True)
-        signal.raise_signal(signal.SIGTERM)
 
 
 async def _run_until_stopped(service: SinkService, settings: SinkSettings) -> None:
