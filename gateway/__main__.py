@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 import sys
+from dataclasses import replace
 
 from gateway.serve import serve, supervise
 from gateway.settings import GatewaySettings
@@ -19,6 +22,12 @@ def _check(settings: GatewaySettings) -> None:
 
 def main() -> int:
     settings, registry = start("ingest-gateway", GatewaySettings.from_env, _check)
+    if settings.upload_signing_key is None:
+        # Made here, before any worker starts, so that every worker signs and checks with it.
+        logging.getLogger("gateway").warning(
+            "UPLOAD_SIGNING_KEY is not set: upload URLs are signed with a key made now, valid until exit"
+        )
+        settings = replace(settings, upload_signing_key=secrets.token_urlsafe(32))
     if settings.workers > 1:
         return supervise(settings)
     return serve(settings, registry)
