@@ -29,8 +29,8 @@ from ingest_core.store.base import StoreUnavailable
 MAX_ERRORS = 1000
 # Columns an update may set; progress and checkpoint only ever grow.
 _UPDATABLE = frozenset(
-    {"status", "progress", "total", "imported", "failed", "errors", "checkpoint", "started_at", "ended_at",
-     "heartbeat_at"}
+    {"status", "progress", "total", "imported", "failed", "errors", "request", "checkpoint", "started_at",
+     "ended_at", "heartbeat_at"}
 )  # fmt: skip
 _MONOTONIC = frozenset({"progress", "checkpoint"})
 _JSON = frozenset({"errors", "request"})

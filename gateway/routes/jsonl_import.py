@@ -76,7 +76,10 @@ async def create_import(request: web.Request) -> web.Response:
     ctx, uploads = request.app[CONTEXT], request.app[UPLOADS]
     principal = ctx.principals.authorize(bearer(request), PERMISSION)
     import_id = new_import_id()
-    job = Job(id=import_id, kind=KIND, status="WAITING_FOR_UPLOAD", principal=principal.id)
+    job = Job(
+        id=import_id, kind=KIND, status="WAITING_FOR_UPLOAD", principal=principal.id,
+        request={"user_agent": request.headers.get(hdrs.USER_AGENT, "")[:256]},
+    )  # fmt: skip
     await _jobs_call(ctx.jobs().create(job))
     url = f"{uploads.base_url}/v1/import/{import_id}/upload?token={sign(uploads.signing_key, import_id)}"
     return web.json_response(
@@ -114,7 +117,8 @@ async def upload(request: web.Request) -> web.Response:
         size = await uploads.blobs.put(
             import_id, request.content.iter_chunked(UPLOAD_CHUNK), uploads.max_bytes
         )
-        await _jobs_call(ctx.jobs().update(import_id, status="QUEUED"))
+        received = {"bytes": size, "content_type": request.headers.get(hdrs.CONTENT_TYPE, "")[:256]}
+        await _jobs_call(ctx.jobs().update(import_id, status="QUEUED", request=received))
         # The command is acknowledged by Kafka before the answer: a queued import is never forgotten.
         command = orjson.dumps({"job_id": import_id, "kind": KIND, "bytes": size})
         await ctx.publisher().publish(uploads.jobs_topic, [OutRecord(import_id.encode(), command, [])])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.body import content_coding, expect_continue, held_size, read_body, received_body
 from gateway.context import CONTEXT
@@ -54,6 +54,7 @@ async def source_import(request: web.Request) -> web.Response:
     job = Job(
         id=import_id, kind=KIND, status="COMPLETE", principal=principal.id, target=source_id, progress=100,
         total=count, imported=count, checkpoint=count, created_at=started, started_at=started, ended_at=now(),
+        request={"user_agent": request.headers.get(hdrs.USER_AGENT, "")[:256]},
     )  # fmt: skip
     try:
         await ctx.jobs().create(job)

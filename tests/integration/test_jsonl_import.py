@@ -52,14 +52,14 @@ REFERENCE = b"""{"type": "user_profile", "data": {"user_id": "12345", "name": "J
 
 
 class Setup:
-    def __init__(self, bootstrap: str, tmp_path: Path) -> None:
+    def __init__(self, bootstrap: str, tmp_path: Path, store_url: str | None = None) -> None:
         self.bootstrap, self.tmp = bootstrap, tmp_path
         self.jobs_topic = unique("jobs")
         self.types = [
             {"type": "user_profile", "topic": unique("import.user"), "schema": str(SCHEMA)},
             {"type": "transaction", "topic": unique("import.tx")},
         ]
-        self.store_url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        self.store_url = store_url or f"sqlite:///{tmp_path / 'jobs.db'}"
 
     @asynccontextmanager
     async def gateway(self) -> AsyncIterator[GatewayHandle]:
@@ -123,12 +123,12 @@ async def status(gw: GatewayHandle, import_id: str, headers: dict[str, str] = AU
 
 
 async def until_done(
-    gw: GatewayHandle, import_id: str, timeout_s: float = 120
+    gw: GatewayHandle, import_id: str, store_url: str, timeout_s: float = 120
 ) -> tuple[dict[str, Any], list[int]]:
     """The final status, and every progress seen on the way (read from the job store directly)."""
     from ingest_core.jobs import open_job_store
 
-    jobs = open_job_store(f"sqlite:///{gw.registry.path.parent / 'jobs.db'}")
+    jobs = open_job_store(store_url)
     seen: list[int] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -147,16 +147,16 @@ async def until_done(
 
 
 async def test_the_references_lines_end_up_as_rows_on_their_types_topics(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, store_url: str
 ) -> None:
-    s = Setup(kafka_bootstrap, tmp_path)
+    s = Setup(kafka_bootstrap, tmp_path, store_url)  # the jobs on SQLite, then on PostgreSQL
     async with s.gateway() as gw:
         import_id, path = await new_import(gw)
         code, body = await upload(gw, path, REFERENCE)
         assert (code, body["import_status"]) == (200, "IN_PROGRESS"), body
         assert "queued" in body["message"]
         with s.importer():
-            final, _ = await until_done(gw, import_id)
+            final, _ = await until_done(gw, import_id, s.store_url)
             metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{s.importer_port}/metrics")
         assert final["import_status"] == "COMPLETE", final
         assert final["counts"] == {"total": 3, "imported": 3, "failed": 0}
@@ -208,7 +208,7 @@ async def test_a_large_file_with_bad_lines_is_complete_and_reports_each(
         import_id, path = await new_import(gw)
         assert (await upload(gw, path, data))[0] == 200
         with s.importer():
-            final, seen = await until_done(gw, import_id)
+            final, seen = await until_done(gw, import_id, s.store_url)
         registry = gw.registry
     assert final["import_status"] == "COMPLETE", final
     assert final["counts"] == {"total": 100_000, "imported": 99_900, "failed": 100}
@@ -253,7 +253,7 @@ async def test_a_file_that_is_not_utf8_fails(kafka_bootstrap: str, tmp_path: Pat
             0
         ] == 200
         with s.importer():
-            final, _ = await until_done(gw, import_id)
+            final, _ = await until_done(gw, import_id, s.store_url)
     assert final["import_status"] == "FAILED", final
     assert any("not UTF-8" in e["message"] for e in final["errors"]), final
 
@@ -284,7 +284,7 @@ async def test_a_worker_killed_mid_file_resumes_and_stores_each_line_once(
             killed_at = (await jobs.get(import_id)).checkpoint  # type: ignore[union-attr]
             assert 0 < killed_at < 300_000, killed_at
             with s.importer():
-                final, seen = await until_done(gw, import_id)
+                final, seen = await until_done(gw, import_id, s.store_url)
         finally:
             await jobs.close()
         registry = gw.registry
