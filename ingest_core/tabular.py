@@ -1,0 +1,182 @@
+"""Rows of an entity file import (CSV here; XLSX gives the same cells), mapped to an entity's
+properties and coerced to their types. Pure but for reading the stream it is given.
+
+- CSV: UTF-8 with or without a BOM; the delimiter is the one of ``,`` ``;`` tab ``|`` that splits
+  the first lines most consistently; quoted fields may hold newlines. Row numbers count records
+  from 1, the header row included, as a spreadsheet shows them.
+- The header rule: the first row is a header, and skipped, when every mapped column's cell equals
+  its property's name, ignoring case and surrounding spaces.
+- A mapping is 1-based column index -> property. An empty cell is left out of the record.
+- Values are coerced to the entity schema's types: ``integer`` and ``number`` (the locale's
+  decimal comma and grouping), ``boolean`` (true/false, yes/no, 1/0), strings of ``format``
+  ``date`` (-> ``YYYY-MM-DD``) and ``date-time`` (-> UTC, ``YYYY-MM-DDTHH:MM:SSZ``; a date-time
+  without an offset is taken at ``timezoneOffset`` minutes from UTC). The locale decides
+  ``12/31/2024`` (``en-US``) against ``31/12/2024`` (other locales). Anything else stays the text
+  it was: a cell starting with ``=`` ``+`` ``-`` ``@`` is never evaluated.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from typing import IO, Any
+
+DELIMITERS = ",;\t|"
+_SNIFF_BYTES = 64 * 1024
+# Locales whose dates put the month first, and whose numbers use a decimal point.
+_MONTH_FIRST = frozenset({"en-us", "en-ph", "en-ca", "es-us"})
+_DECIMAL_POINT_LANGS = frozenset({"en", "ja", "zh", "ko", "he", "th", "hi"})
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0"})
+_DATE_SLASHED = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter among ``DELIMITERS`` that splits the sample's first lines into the same, largest
+    number of fields (quotes respected); ``,`` when none does better."""
+    best, best_score = ",", (0, 0)
+    lines = sample.splitlines()[:20] or [""]
+    for delimiter in DELIMITERS:
+        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+        if not counts:
+            continue
+        consistent = sum(c == counts[0] for c in counts)
+        score = (consistent if counts[0] > 1 else 0, counts[0])
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def csv_rows(stream: IO[bytes], after: int = 0) -> Iterator[tuple[int, list[str]]]:
+    """``(row number, cells)`` of each record after row ``after``; raises UnicodeDecodeError for a
+    file that is not UTF-8."""
+    head = stream.read(_SNIFF_BYTES)
+    text_head = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    delimiter = sniff_delimiter(text_head)
+    stream.seek(0)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        for number, row in enumerate(csv.reader(text, delimiter=delimiter), 1):
+            if number > after:
+                yield number, row
+    finally:
+        text.detach()
+
+
+def is_header(cells: list[Any], mapping: Mapping[int, str]) -> bool:
+    """The header rule (module docstring)."""
+    for column, prop in mapping.items():
+        cell = cells[column - 1] if column <= len(cells) else None
+        if not isinstance(cell, str) or cell.strip().lower() != prop.lower():
+            return False
+    return bool(mapping)
+
+
+class Coercer:
+    """Cells to an entity's property values, under a locale and a timezone offset."""
+
+    def __init__(
+        self, properties: Mapping[str, Mapping[str, Any]], locale: str = "en-US", tz_offset_min: int = 0
+    ):
+        self._properties = properties
+        tag = locale.strip().lower().replace("_", "-")
+        self._month_first = tag in _MONTH_FIRST
+        self._decimal_comma = tag.split("-")[0] not in _DECIMAL_POINT_LANGS
+        self._tz = timezone(timedelta(minutes=tz_offset_min))
+
+    def row(self, cells: list[Any], mapping: Mapping[int, str]) -> dict[str, Any]:
+        """The record of a row; raises ValueError naming the column and property at fault."""
+        out: dict[str, Any] = {}
+        for column, prop in mapping.items():
+            cell = cells[column - 1] if column <= len(cells) else None
+            if cell is None or (isinstance(cell, str) and not cell.strip()):
+                continue
+            try:
+                out[prop] = self.value(prop, cell)
+            except ValueError as exc:
+                raise ValueError(f"column {column} ({prop}): {exc}") from None
+        return out
+
+    def value(self, prop: str, cell: Any) -> Any:
+        spec = self._properties.get(prop, {})
+        kind, fmt = spec.get("type"), spec.get("format")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), None)
+        if kind == "integer":
+            number = (
+                cell
+                if isinstance(cell, int | float) and not isinstance(cell, bool)
+                else self._number(str(cell))
+            )
+            if float(number) != int(number):
+                raise ValueError(f"{cell!r} is not a whole number")
+            return int(number)
+        if kind == "number":
+            if isinstance(cell, int | float) and not isinstance(cell, bool):
+                return cell
+            return self._number(str(cell))
+        if kind == "boolean":
+            if isinstance(cell, bool):
+                return cell
+            word = str(cell).strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+            raise ValueError(f"{cell!r} is not true or false")
+        if fmt == "date":
+            return self._date(cell).isoformat()
+        if fmt == "date-time":
+            return self._date_time(cell).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return cell if isinstance(cell, str) else str(cell)
+
+    def _number(self, text: str) -> float | int:
+        t = text.strip().replace("\u00a0", "").replace(" ", "")
+        if self._decimal_comma:
+            t = t.replace(".", "").replace(",", ".")
+        else:
+            t = t.replace(",", "")
+        try:
+            return int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+
+    def _date(self, cell: Any) -> Any:
+        if isinstance(cell, datetime):
+            return cell.date()
+        if hasattr(cell, "isoformat") and not isinstance(cell, str):
+            return cell
+        text = str(cell).strip()
+        m = _DATE_SLASHED.fullmatch(text)
+        try:
+            if m is None:
+                return datetime.strptime(text, "%Y-%m-%d").date()  # noqa: DTZ007 (a date, no time)
+            first, second, year = (int(g) for g in m.groups())
+            month, day = (first, second) if self._month_first else (second, first)
+            return datetime(year, month, day, tzinfo=UTC).date()
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date") from None
+
+    def _date_time(self, cell: Any) -> datetime:
+        if isinstance(cell, datetime):
+            return cell if cell.tzinfo else cell.replace(tzinfo=self._tz)
+        text = str(cell).strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            date_part, _, time_part = text.partition(" ")
+            m = _TIME.fullmatch(time_part.strip()) if time_part else None
+            if m is None:
+                raise ValueError(f"{text!r} is not a date and time") from None
+            day = self._date(date_part)
+            hour, minute, second = int(m[1]), int(m[2]), int(m[3] or 0)
+            try:
+                parsed = datetime(day.year, day.month, day.day, hour, minute, second)  # noqa: DTZ001 (zone set below)
+            except ValueError:
+                raise ValueError(f"{text!r} is not a date and time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=self._tz)

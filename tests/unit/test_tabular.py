@@ -1,0 +1,97 @@
+"""Entity file rows: CSV read as a spreadsheet would (BOM, sniffed delimiter, quoted newlines), the
+header rule, and cells coerced to the entity's types under a locale and a timezone offset."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from ingest_core.tabular import Coercer, csv_rows, is_header, sniff_delimiter
+
+PROPERTIES: dict[str, dict[str, Any]] = {
+    "name": {"type": "string"},
+    "age": {"type": "integer"},
+    "score": {"type": "number"},
+    "active": {"type": "boolean"},
+    "born": {"type": "string", "format": "date"},
+    "seen": {"type": "string", "format": "date-time"},
+}
+MAPPING = {1: "name", 2: "age", 3: "score", 4: "active", 5: "born", 6: "seen"}
+
+
+@pytest.mark.parametrize(("sample", "delimiter"), [
+    ("a,b,c\n1,2,3\n", ","), ("a;b;c\n1;2,5;3\n", ";"), ("a\tb\n1\t2\n", "\t"), ("a|b\n1|2\n", "|"),
+    ('"x;y",b\n"1;2",3\n', ","), ("single\ncolumn\n", ","),
+])  # fmt: skip
+def test_the_delimiter_is_sniffed(sample: str, delimiter: str) -> None:
+    assert sniff_delimiter(sample) == delimiter
+
+
+def test_a_csv_with_a_bom_semicolons_and_quoted_newlines_reads_as_a_spreadsheet_shows_it() -> None:
+    data = '\ufeffName;Age\n"Ann\nSmith";31\nBob;42\n'.encode()
+    rows = list(csv_rows(io.BytesIO(data)))
+    assert rows == [(1, ["Name", "Age"]), (2, ["Ann\nSmith", "31"]), (3, ["Bob", "42"])]
+    assert list(csv_rows(io.BytesIO(data), after=2)) == [(3, ["Bob", "42"])]  # resumed from a checkpoint
+
+
+def test_a_file_that_is_not_utf8_is_refused() -> None:
+    with pytest.raises(UnicodeDecodeError):
+        list(csv_rows(io.BytesIO(b"a,b\n\xff\xfe,1\n")))
+
+
+def test_the_header_rule() -> None:
+    assert is_header([" NAME ", "Age", "x"], {1: "name", 2: "age"})
+    assert not is_header(["Ann", "31"], {1: "name", 2: "age"})
+    assert not is_header(["name"], {1: "name", 2: "age"})  # a mapped column missing
+
+
+def test_cells_are_coerced_under_en_us() -> None:
+    c = Coercer(PROPERTIES, "en-US", tz_offset_min=-300)  # New York in winter
+    row = c.row(["Ann", "1,234", "3.5", "Yes", "12/31/2024", "12/31/2024 23:30"], MAPPING)
+    assert row == {
+        "name": "Ann", "age": 1234, "score": 3.5, "active": True, "born": "2024-12-31",
+        "seen": "2025-01-01T04:30:00Z",
+    }  # fmt: skip
+
+
+def test_cells_are_coerced_under_en_gb_and_de_de() -> None:
+    gb = Coercer(PROPERTIES, "en-GB", tz_offset_min=60)
+    assert gb.row(["x", "", "", "no", "31/12/2024", "2024-12-31T23:30:00+00:00"], MAPPING) == {
+        "name": "x", "active": False, "born": "2024-12-31", "seen": "2024-12-31T23:30:00Z",
+    }  # fmt: skip
+    de = Coercer(PROPERTIES, "de-DE")
+    assert de.row(["x", "1.234", "3,5", "0", "31.12.2024", "31.12.2024 08:00:05"], MAPPING) == {
+        "name": "x", "age": 1234, "score": 3.5, "active": False, "born": "2024-12-31", "seen": "2024-12-31T08:00:05Z",
+    }  # fmt: skip
+
+
+def test_formula_like_cells_stay_text_and_empty_cells_are_left_out() -> None:
+    c = Coercer(PROPERTIES)
+    assert c.row(["=1+1", " ", None], MAPPING) == {"name": "=1+1"}
+    for cell in ("+SUM(A1)", "-2+3", "@cmd"):
+        assert c.value("name", cell) == cell
+
+
+@pytest.mark.parametrize(("column", "cell", "message"), [
+    (2, "3.5", "column 2 (age): '3.5' is not a whole number"),
+    (2, "many", "column 2 (age): 'many' is not a number"),
+    (4, "maybe", "column 4 (active): 'maybe' is not true or false"),
+    (5, "31/31/2024", "column 5 (born): '31/31/2024' is not a date"),
+    (6, "tomorrow", "column 6 (seen): 'tomorrow' is not a date and time"),
+])  # fmt: skip
+def test_a_bad_cell_names_its_column_and_property(column: int, cell: str, message: str) -> None:
+    cells = [""] * 6
+    cells[column - 1] = cell
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
+        Coercer(PROPERTIES).row(cells, MAPPING)
+
+
+def test_native_cells_of_a_spreadsheet_are_taken_as_they_are() -> None:
+    from datetime import date, datetime
+
+    c = Coercer(PROPERTIES, tz_offset_min=120)
+    assert c.row(["A", 7, 2.5, True, date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, 5)], MAPPING) == {  # noqa: DTZ001 (a spreadsheet's naive cell)
+        "name": "A", "age": 7, "score": 2.5, "active": True, "born": "2024-01-02", "seen": "2024-01-02T01:04:05Z",
+    }  # fmt: skip
