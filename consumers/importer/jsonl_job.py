@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 BATCH_LINES = 10_000
 HEARTBEAT_S = 1.0
 FINISHED = frozenset({"COMPLETE", "FAILED"})
+NOT_QUEUED = frozenset({"WAITING_FOR_UPLOAD", "UPLOADING"})
 
 
 class JsonlJob:
@@ -46,6 +47,11 @@ class JsonlJob:
         """Run ``job`` from its checkpoint to COMPLETE or FAILED. Raises StoreUnavailable and the
         publisher's errors (the job is then resumed from its checkpoint when tried again)."""
         if job.status in FINISHED:
+            return
+        if job.status in NOT_QUEUED:
+            # A command whose upload was then undone (its ack came too late for the gateway): the
+            # upload that follows queues the import again.
+            log.info("import %s is %s, not queued: skipped", job.id, job.status)
             return
         await self._jobs.update(
             job.id, status="IN_PROGRESS", started_at=job.started_at or now(), heartbeat_at=now()

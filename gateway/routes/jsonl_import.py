@@ -117,7 +117,11 @@ async def upload(request: web.Request) -> web.Response:
         size = await uploads.blobs.put(
             import_id, request.content.iter_chunked(UPLOAD_CHUNK), uploads.max_bytes
         )
-        received = {"bytes": size, "content_type": request.headers.get(hdrs.CONTENT_TYPE, "")[:256]}
+        made = await _jobs_call(ctx.jobs().get(import_id))
+        received = {
+            **(made.request if made is not None else {}),
+            "bytes": size, "content_type": request.headers.get(hdrs.CONTENT_TYPE, "")[:256],
+        }  # fmt: skip
         await _jobs_call(ctx.jobs().update(import_id, status="QUEUED", request=received))
         # The command is acknowledged by Kafka before the answer: a queued import is never forgotten.
         command = orjson.dumps({"job_id": import_id, "kind": KIND, "bytes": size})
