@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-from jsonschema.exceptions import best_match
-
+from ingest_core.config_files import check_document, read_yaml
 from ingest_core.errors import Forbidden, Unauthorized
-from ingest_core.paths import schema_path
-from ingest_core.validation import instance_path
 
 PERMISSIONS = ("ingest", "source-import", "entity-import", "import", "run-import")
 ALL = "*"
@@ -98,11 +92,7 @@ NOBODY = Principals(())
 
 def parse_principals(doc: Any, source: Path) -> Principals:
     """Validate a parsed principals document; raises AuthFileError naming the key at fault."""
-    meta = json.loads(schema_path("auth.schema.json").read_text(encoding="utf-8"))
-    error = best_match(jsonschema.Draft7Validator(meta).iter_errors(doc))
-    if error is not None:
-        where = instance_path(error.absolute_path) or "(top level)"
-        raise AuthFileError(f"{source}: {where}: {error.message}")
+    check_document(doc, "auth.schema.json", source, AuthFileError)
     seen_ids: set[str] = set()
     seen_keys: set[str] = set()
     out = []
@@ -129,12 +119,4 @@ def load_principals(path: Path | None) -> Principals:
     """The principals of ``path``; none at all when no file is configured (every call is 401)."""
     if path is None:
         return NOBODY
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AuthFileError(f"{path}: cannot read the principals file: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise AuthFileError(f"{path}: not valid YAML: {exc}") from None
-    return parse_principals(doc, path)
+    return parse_principals(read_yaml(path, "principals file", AuthFileError), path)

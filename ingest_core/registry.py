@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
-from jsonschema.exceptions import best_match
 
+from ingest_core.config_files import check_document, read_yaml
 from ingest_core.event_types import EventType, compile_event_type
 from ingest_core.paths import schema_path
-from ingest_core.validation import SchemaValidator, instance_path
+from ingest_core.validation import SchemaValidator
 
 DEFAULT_PARTITIONS = 3
 
@@ -102,11 +101,7 @@ def _uncompiled(dataset_id: str, schema_file: Path | None) -> Callable[[str], No
 
 def parse_registry(doc: Any, source: Path) -> Registry:
     """Validate a parsed registry document and build the registry; raises RegistryError."""
-    meta = json.loads(schema_path("topics.schema.json").read_text(encoding="utf-8"))
-    error = best_match(jsonschema.Draft7Validator(meta).iter_errors(doc))
-    if error is not None:
-        where = instance_path(error.absolute_path) or "(top level)"
-        raise RegistryError(f"{source}: {where}: {error.message}")
+    check_document(doc, "topics.schema.json", source, RegistryError)
     datasets: dict[str, Dataset] = {}
     records: dict[str, Dataset] = {}
 
@@ -181,12 +176,4 @@ def _target(
 
 def load_registry(path: Path) -> Registry:
     """Read and validate the registry file; raises RegistryError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read the registry: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
-    return parse_registry(doc, path.resolve())
+    return parse_registry(read_yaml(path, "registry", RegistryError), path.resolve())

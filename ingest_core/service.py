@@ -197,3 +197,22 @@ def consumer_main(
         program, lambda: serve_app(app, listen_tcp(settings.host, settings.port)), settings.event_loop
     )
     return 1 if app[FAILED] else status
+
+
+async def retry_unavailable(
+    call: Callable[[], Awaitable[None]], max_backoff_s: float, stopping: Callable[[], bool]
+) -> None:
+    """``call()`` until it returns, waiting 0.2 s, 0.4 s... up to ``max_backoff_s`` after each
+    StoreUnavailable (a store down at start is waited for, not fatal); given up once ``stopping()``."""
+    from ingest_core.store import StoreUnavailable
+
+    backoff = 0.2
+    while not stopping():
+        try:
+            await call()
+        except StoreUnavailable as exc:
+            log.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+        else:
+            return

@@ -16,12 +16,11 @@ from consumers.importer.metrics import ImporterMetrics
 from consumers.importer.service import ImporterService
 from consumers.importer.settings import ImporterSettings
 from ingest_core.blobs import DirectoryBlobStore
-from ingest_core.jobs import open_job_store
+from ingest_core.jobs import JobStore, open_job_store
 from ingest_core.jsonl import LineChecker
 from ingest_core.publish import ProducerOptions, open_publisher
 from ingest_core.registry import Registry
-from ingest_core.service import FAILED, ops_handlers, run_or_stop
-from ingest_core.store import StoreUnavailable
+from ingest_core.service import FAILED, ops_handlers, retry_unavailable, run_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,6 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         )  # fmt: skip
         await publisher.start()
         jobs = open_job_store(settings.store_url)
-        await _migrate(jobs, settings)
         checker = LineChecker(registry, settings.max_line_bytes)
         jsonl = JsonlJob(
             jobs, DirectoryBlobStore(settings.upload_dir), checker, publisher, settings.keep_uploads, metrics
@@ -53,7 +51,7 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
             settings.max_backoff_ms / 1000,
         )  # fmt: skip
         app[SERVICE] = service
-        task = asyncio.create_task(run_or_stop(service.run(), app, "the import loop"))
+        task = asyncio.create_task(run_or_stop(_run(service, jobs, settings), app, "the import loop"))
         yield
         service.stopping = True
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -72,14 +70,9 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
     return app
 
 
-async def _migrate(jobs: Any, settings: ImporterSettings) -> None:
-    backoff = 0.2
-    while True:
-        try:
-            await jobs.migrate()
-        except StoreUnavailable as exc:
-            log.warning("store unavailable at start, retrying in %.1fs: %s", backoff, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, settings.max_backoff_ms / 1000)
-        else:
-            return
+async def _run(service: ImporterService, jobs: JobStore, settings: ImporterSettings) -> None:
+    # Migrated here, not in the start-up: a store down at start is waited for while SIGTERM still
+    # stops the program (and /ready says not ready until the loop polls).
+    await retry_unavailable(jobs.migrate, settings.max_backoff_ms / 1000, lambda: service.stopping)
+    if not service.stopping:
+        await service.run()

@@ -15,8 +15,8 @@ from consumers.sink.service import SinkService
 from consumers.sink.settings import SinkSettings
 from ingest_core.malformed import watch_malformed
 from ingest_core.registry import Registry
-from ingest_core.service import FAILED, ops_handlers, run_or_stop
-from ingest_core.store import Store, StoreUnavailable, open_store
+from ingest_core.service import FAILED, ops_handlers, retry_unavailable, run_or_stop
+from ingest_core.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
         # by the service itself, so start-up does not fail on a transient outage.
         service = SinkService(settings, registry, the_store, sink_metrics)
         app[SERVICE] = service
-        task = asyncio.create_task(run_or_stop(_run_until_stopped(service, settings), app, "the sink's loop"))
+        loop = retry_unavailable(service.run, settings.max_backoff_ms / 1000, lambda: service.runner.stopping)
+        task = asyncio.create_task(run_or_stop(loop, app, "the sink's loop"))
         yield
         service.runner.stop()
         with contextlib.suppress(asyncio.CancelledError):
@@ -54,16 +55,3 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
     for path, handler in ops_handlers(ready, sink_metrics.registry).items():
         app.router.add_get(path, handler)
     return app
-
-
-async def _run_until_stopped(service: SinkService, settings: SinkSettings) -> None:
-    backoff = 0.2
-    while not service.runner.stopping:
-        try:
-            await service.run()
-        except StoreUnavailable as exc:
-            log.warning("store unavailable at start, retrying in %.1fs: %s", backoff, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, settings.max_backoff_ms / 1000)
-        else:
-            return

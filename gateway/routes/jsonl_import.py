@@ -19,6 +19,7 @@ from aiohttp import hdrs, web
 
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes, message_error_response
+from gateway.settings import GatewaySettings
 from ingest_core.blobs import BlobStore
 from ingest_core.errors import Conflict, ImportNotFound, PayloadTooLarge, StoreDown, UnsupportedMedia
 from ingest_core.ids import new_import_id
@@ -144,7 +145,7 @@ async def upload(request: web.Request) -> web.Response:
     )
 
 
-def uploads_from(settings: Any, blobs: BlobStore) -> Uploads:
+def uploads_from(settings: GatewaySettings, blobs: BlobStore) -> Uploads:
     """The uploads' settings; a signing key made now where none is configured (see the README)."""
     key = settings.upload_signing_key
     if key is None:
