@@ -14,6 +14,7 @@ from gateway.metrics import GatewayMetrics
 from ingest_core.auth import Principals
 from ingest_core.prepare import Ingestor, Prepared
 from ingest_core.publish import Publisher
+from ingest_core.registry import Registry
 from ingest_core.source_import import SourceImporter
 
 
@@ -26,6 +27,7 @@ class GatewayContext:
     admission: Admission
     principals: Principals
     source_importer: SourceImporter
+    registry: Registry
     _publisher: Publisher | None = field(default=None)
     _jobs: Jobs | None = field(default=None)
 

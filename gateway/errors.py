@@ -12,6 +12,7 @@ from typing import NamedTuple
 from ingest_core.errors import (
     Conflict,
     DatasetNotFound,
+    EntityNotFound,
     Forbidden,
     ImportNotFound,
     IngestError,
@@ -83,6 +84,7 @@ HTTP: dict[type[IngestError], HttpForm] = {
     Forbidden: HttpForm(403, "FORBIDDEN"),
     SourceNotFound: HttpForm(404, "NOT_FOUND"),
     ImportNotFound: HttpForm(404, "NOT_FOUND"),
+    EntityNotFound: HttpForm(404, "NOT_FOUND"),
     Conflict: HttpForm(409, "CONFLICT"),
     StoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
     UnsupportedMedia: HttpForm(415, "UNSUPPORTED_MEDIA_TYPE"),

@@ -99,6 +99,13 @@ class SourceNotFound(IngestError):
     default_message = "Unknown source_id"
 
 
+class EntityNotFound(IngestError):
+    """An entity file import names an entity the registry does not have."""
+
+    code = "ENTITY_NOT_FOUND"
+    default_message = "Unknown entity"
+
+
 class ImportNotFound(IngestError):
     code = "IMPORT_NOT_FOUND"
     default_message = "No such import"

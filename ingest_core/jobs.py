@@ -27,6 +27,10 @@ from typing import Any, Protocol
 from ingest_core.store.base import StoreUnavailable
 
 MAX_ERRORS = 1000
+# Kinds of job: each has its route in the gateway and, when run by the import worker, its runner.
+SOURCE_KIND = "source-import"
+JSONL_KIND = "jsonl-import"
+ENTITY_KIND = "entity-import"
 # Columns an update may set; progress and checkpoint only ever grow.
 _UPDATABLE = frozenset(
     {"status", "progress", "total", "imported", "failed", "errors", "request", "checkpoint", "started_at",

@@ -1,8 +1,8 @@
-"""The registry: datasets, REST sources and import types, and their Kafka topics, read from
-``topics.yaml`` and validated at start.
+"""The registry: datasets, REST sources, import types and entities, and their Kafka topics, read
+from ``topics.yaml`` and validated at start.
 
 Every record on Kafka names what it belongs to in its ``dataset`` field: a dataset's id, a
-source's id or an import type. The three share one name space (the registry refuses a name used
+source's id, an import type or an entity. The four share one name space (the registry refuses a name used
 twice), so a consumer finds any record's topic and schema in ``Registry.records``.
 
 A bad file raises ``RegistryError`` whose message names the file and the key at fault; programs
@@ -51,6 +51,15 @@ class Dataset:
 
 
 @dataclass(frozen=True, slots=True)
+class Entity:
+    """An entity of the file imports: the Dataset of its records, and the properties a mapping may
+    target (each property's schema: its ``type`` and ``format`` decide how cells are coerced)."""
+
+    target: Dataset
+    properties: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class Registry:
     path: Path
     datasets: Mapping[str, Dataset]
@@ -58,7 +67,8 @@ class Registry:
     # entry topic; a source's entries checked by schemas/sources/entry.json).
     sources: Mapping[str, Dataset] = field(default_factory=dict)
     types: Mapping[str, Dataset] = field(default_factory=dict)
-    # Everything a record's ``dataset`` may name: datasets, sources and types.
+    entities: Mapping[str, Entity] = field(default_factory=dict)
+    # Everything a record's ``dataset`` may name: datasets, sources, types and entities.
     records: Mapping[str, Dataset] = field(default_factory=dict)
 
     def get(self, dataset_id: str) -> Dataset | None:
@@ -152,7 +162,27 @@ def parse_registry(doc: Any, source: Path) -> Registry:
         types[item["type"]] = records[item["type"]] = _target(
             item["type"], item, type_file, type_schema, type_validator
         )
-    return Registry(path=source, datasets=datasets, sources=sources, types=types, records=records)
+    entities: dict[str, Entity] = {}
+    for i, item in enumerate(doc.get("entities", [])):
+        where = f"entities[{i}]"
+        claim(item["id"], f"{where}.id")
+        entity_file = (source.parent / item["schema"]).resolve()
+        entity_schema, entity_validator = _load_dataset_schema(entity_file, f"{where}.schema", source)
+        properties = entity_schema.get("properties")
+        if not isinstance(properties, dict) or not properties:
+            raise RegistryError(
+                f'{source}: {where}.schema: {entity_file} must declare the entity\'s "properties"'
+            )
+        if "domain" in properties:
+            raise RegistryError(
+                f'{source}: {where}.schema: "domain" is set from the request\'s domain header on every'
+                " record: an entity may not declare it as a property"
+            )
+        records[item["id"]] = _target(item["id"], item, entity_file, entity_schema, entity_validator)
+        entities[item["id"]] = Entity(records[item["id"]], properties)
+    return Registry(
+        path=source, datasets=datasets, sources=sources, types=types, entities=entities, records=records
+    )
 
 
 def _target(

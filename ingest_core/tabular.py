@@ -1,4 +1,4 @@
-"""Rows of an entity file import (CSV here; XLSX gives the same cells), mapped to an entity's
+"""Rows of an entity file import (CSV or the first sheet of an XLSX workbook), mapped to an entity's
 properties and coerced to their types. Pure but for reading the stream it is given.
 
 - CSV: UTF-8 with or without a BOM; the delimiter is the one of ``,`` ``;`` tab ``|`` that splits
@@ -21,12 +21,17 @@ import codecs
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import IO, Any
 
 DELIMITERS = ",;\t|"
 _SNIFF_BYTES = 64 * 1024
+# Below this much sheet XML an XLSX file is read by python-calamine, which holds the sheet in memory
+# (about five times its XML) at twelve times openpyxl's speed; above it, by openpyxl's streaming
+# read-only mode (bench/NOTES.md, "XLSX readers").
+XLSX_IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024
 # Locales whose dates put the month first, and whose numbers use a decimal point.
 _MONTH_FIRST = frozenset({"en-us", "en-ph", "en-ca", "es-us"})
 _DECIMAL_POINT_LANGS = frozenset({"en", "ja", "zh", "ko", "he", "th", "hi"})
@@ -64,8 +69,81 @@ def csv_rows(stream: IO[bytes], after: int = 0) -> Iterator[tuple[int, list[str]
         for number, row in enumerate(csv.reader(text, delimiter=delimiter), 1):
             if number > after:
                 yield number, row
+    except csv.Error as exc:  # a field over the csv module's limit, or a NUL character
+        raise ValueError(f"the CSV file cannot be read after row {after}: {exc}") from None
     finally:
         text.detach()
+
+
+def xlsx_in_memory(stream: IO[bytes]) -> bool:
+    """Is the workbook small enough to be read by the in-memory reader (its sheets' and shared
+    strings' XML at most ``XLSX_IN_MEMORY_MAX_BYTES``)? Raises ValueError when it is not a zip."""
+    try:
+        with zipfile.ZipFile(stream) as book:
+            size = sum(
+                info.file_size for info in book.infolist()
+                if info.filename.startswith("xl/worksheets/") or info.filename == "xl/sharedStrings.xml"
+            )  # fmt: skip
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"not an XLSX file ({exc})") from None
+    finally:
+        stream.seek(0)
+    return size <= XLSX_IN_MEMORY_MAX_BYTES
+
+
+Sheet = tuple[int, Iterator[tuple[int, list[Any]]]]
+
+
+def xlsx_rows(stream: IO[bytes], after: int = 0, in_memory: bool | None = None) -> Sheet:
+    """The first sheet's height (its last row's number; 0 if unknown) and ``(row number, cells)`` of
+    each of its rows after row ``after``, cells as typed values (str, float or int, bool, date,
+    datetime; None or ``""`` when empty). ``in_memory``: which reader (by the file's size unless
+    told). Raises ValueError for a file that is not a readable XLSX workbook."""
+    if in_memory if in_memory is not None else xlsx_in_memory(stream):
+        return _calamine_rows(stream, after)
+    return _openpyxl_rows(stream, after)
+
+
+def _calamine_rows(stream: IO[bytes], after: int) -> Sheet:
+    import python_calamine
+
+    try:
+        book = python_calamine.CalamineWorkbook.from_filelike(stream)
+        sheet = book.get_sheet_by_index(0)
+        # iter_rows gives every row from the first, but each from the range's first used column.
+        first_col = (sheet.start or (0, 0))[1]
+        height = (sheet.end or (-1, 0))[0] + 1
+        rows = sheet.iter_rows()
+    except python_calamine.CalamineError as exc:
+        raise ValueError(f"not a readable XLSX workbook ({exc})") from None
+    pad: list[Any] = [None] * first_col
+
+    def numbered() -> Iterator[tuple[int, list[Any]]]:
+        for number, row in enumerate(rows, 1):
+            if number > after:
+                yield number, pad + row if pad else row
+
+    return height, numbered()
+
+
+def _openpyxl_rows(stream: IO[bytes], after: int) -> Sheet:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"not a readable XLSX workbook ({exc})") from None
+
+    def numbered() -> Iterator[tuple[int, list[Any]]]:
+        try:
+            rows = sheet.iter_rows(min_row=after + 1, min_col=1, values_only=True)
+            for number, row in enumerate(rows, after + 1):
+                yield number, list(row)
+        finally:
+            book.close()
+
+    return sheet.max_row or 0, numbered()
 
 
 def is_header(cells: list[Any], mapping: Mapping[int, str]) -> bool:
@@ -75,6 +153,20 @@ def is_header(cells: list[Any], mapping: Mapping[int, str]) -> bool:
         if not isinstance(cell, str) or cell.strip().lower() != prop.lower():
             return False
     return bool(mapping)
+
+
+def _text(cell: Any) -> str:
+    """A cell as the text a spreadsheet shows: a whole number without ``.0`` (XLSX readers give
+    numbers as floats), a date in ISO 8601, a boolean as ``true``/``false``."""
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, bool):
+        return "true" if cell else "false"
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    if hasattr(cell, "isoformat"):
+        return str(cell.isoformat())
+    return str(cell)
 
 
 class Coercer:
@@ -133,7 +225,7 @@ class Coercer:
             return self._date(cell).isoformat()
         if fmt == "date-time":
             return self._date_time(cell).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return cell if isinstance(cell, str) else str(cell)
+        return _text(cell)
 
     def _number(self, text: str) -> float | int:
         t = text.strip().replace("\u00a0", "").replace(" ", "")

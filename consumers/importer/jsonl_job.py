@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import IO, Any
 
 from consumers.importer.metrics import ImporterMetrics
+from consumers.importer.running import heartbeat, take
 from ingest_core.blobs import BlobStore
 from ingest_core.jobs import MAX_ERRORS, Job, JobStore, now
 from ingest_core.jsonl import Bad, Good, LineChecker, NotUtf8, lines
@@ -26,7 +25,6 @@ from ingest_core.record import OutRecord
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 10_000
-HEARTBEAT_S = 1.0
 FINISHED = frozenset({"COMPLETE", "FAILED"})
 NOT_QUEUED = frozenset({"WAITING_FOR_UPLOAD", "UPLOADING"})
 
@@ -56,16 +54,8 @@ class JsonlJob:
         await self._jobs.update(
             job.id, status="IN_PROGRESS", started_at=job.started_at or now(), heartbeat_at=now()
         )
-        beat = asyncio.create_task(self._heartbeat(job.id))
-        self._metrics.running.inc()
-        try:
-            outcome = await self._read(job)
-        finally:
-            self._metrics.running.dec()
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-        status, message = outcome
+        async with heartbeat(self._jobs, job.id, self._metrics):
+            status, message = await self._read(job)
         changes: dict[str, object] = {"status": status, "progress": 100, "ended_at": now()}
         if message is not None:
             changes["errors"] = [*job.errors, {"line": 0, "message": message}][:MAX_ERRORS]
@@ -74,14 +64,6 @@ class JsonlJob:
         log.info("import %s: %s", job.id, status if message is None else f"{status} ({message})")
         if not self._keep:
             await self._blobs.delete(job.id)
-
-    def retried(self) -> None:
-        self._metrics.retries.inc()
-
-    async def _heartbeat(self, job_id: str) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            await self._jobs.update(job_id, heartbeat_at=now())
 
     async def _read(self, job: Job) -> tuple[str, str | None]:
         try:
@@ -97,7 +79,7 @@ class JsonlJob:
             with stream:
                 size = max(1, os.fstat(stream.fileno()).st_size)
                 numbered = lines(stream, self._checker.max_line_bytes, after=job.checkpoint)
-                while batch := await asyncio.to_thread(_take, numbered, BATCH_LINES):
+                while batch := await asyncio.to_thread(take, numbered, BATCH_LINES):
                     syncts = int(time.time() * 1000)
                     by_topic: dict[str, list[OutRecord]] = defaultdict(list)
                     good = bad = 0
@@ -142,10 +124,6 @@ class JsonlJob:
         good = sum(map(len, by_topic.values()))
         self._metrics.lines.labels("imported").inc(good)
         await self._jobs.update(job_id, heartbeat_at=now(), **figures)
-
-
-def _take(numbered: Iterator[tuple[int, bytes | None]], count: int) -> list[tuple[int, bytes | None]]:
-    return list(itertools.islice(numbered, count))
 
 
 def _position(stream: IO[bytes]) -> int:

@@ -10,6 +10,9 @@ class ImporterMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.lines = Counter("importer_lines", "Lines of JSONL imports, by outcome", ["outcome"], registry=r)
+        self.rows = Counter(
+            "importer_rows", "Rows of entity file imports (CSV, XLSX), by outcome", ["outcome"], registry=r
+        )
         self.jobs = Counter(
             "importer_jobs_finished", "Imports run to their end, by status", ["status"], registry=r
         )

@@ -1,5 +1,6 @@
-"""The import worker's loop: take an import command from ``JOBS_TOPIC``, run the job to its end,
-store the outcome, and only then commit the command's offset.
+"""The import worker's loop: take an import command (a JSONL import, an entity file import) from
+``JOBS_TOPIC``, run the job to its end with its kind's runner, store the outcome, and only then
+commit the command's offset.
 
 While a job runs, every assigned partition is paused and the consumer keeps polling, so the worker
 stays in its group however long the job takes. A command is redelivered if the worker stops before
@@ -14,11 +15,13 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message
 
-from consumers.importer.jsonl_job import JsonlJob
+from consumers.importer.metrics import ImporterMetrics
+from consumers.importer.running import JobRunner
 from ingest_core.errors import IngestError
 from ingest_core.jobs import JobStore
 from ingest_core.store import StoreUnavailable
@@ -35,7 +38,8 @@ class ImporterService:
         group: str,
         jobs_topic: str,
         jobs: JobStore,
-        jsonl: JsonlJob,
+        runners: Mapping[str, JobRunner],
+        metrics: ImporterMetrics,
         max_backoff_s: float,
     ) -> None:
         self._consumer = Consumer(
@@ -51,7 +55,8 @@ class ImporterService:
         )
         self._topic = jobs_topic
         self._jobs = jobs
-        self._jsonl = jsonl
+        self._runners = runners  # by the job's kind
+        self._metrics = metrics
         self._max_backoff_s = max_backoff_s
         self.stopping = False
         self.running_job: str | None = None
@@ -112,11 +117,15 @@ class ImporterService:
                 if job is None:
                     log.error("import %s: no such job: skipped", job_id)
                     return
+                runner = self._runners.get(job.kind)
+                if runner is None:
+                    log.error("import %s: no runner for its kind %r: skipped", job_id, job.kind)
+                    return
                 self.running_job = job_id
-                await self._jsonl.run(job)
+                await runner.run(job)
             except (StoreUnavailable, IngestError) as exc:
                 log.warning("import %s: %s; resuming from its checkpoint in %.1fs", job_id, exc, backoff)
-                self._jsonl.retried()
+                self._metrics.retries.inc()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
             else:

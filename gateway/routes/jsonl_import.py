@@ -23,14 +23,14 @@ from gateway.settings import GatewaySettings
 from ingest_core.blobs import BlobStore
 from ingest_core.errors import Conflict, ImportNotFound, PayloadTooLarge, StoreDown, UnsupportedMedia
 from ingest_core.ids import new_import_id
-from ingest_core.jobs import Job
+from ingest_core.jobs import JSONL_KIND, Job
 from ingest_core.record import OutRecord
 from ingest_core.store import StoreUnavailable
 from ingest_core.upload_token import sign, verify
 
 log = logging.getLogger(__name__)
 
-KIND = "jsonl-import"
+KIND = JSONL_KIND
 PERMISSION = "import"
 UPLOAD_CHUNK = 64 * 1024
 # The statuses a client sees: the job's own, the transitional ones shown as the reference's.
@@ -54,7 +54,7 @@ def bearer(request: web.Request) -> str | None:
     return secret.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def _jobs_call(coro: Any) -> Any:
+async def jobs_call(coro: Any) -> Any:
     try:
         return await coro
     except StoreUnavailable as exc:
@@ -81,7 +81,7 @@ async def create_import(request: web.Request) -> web.Response:
         id=import_id, kind=KIND, status="WAITING_FOR_UPLOAD", principal=principal.id,
         request={"user_agent": request.headers.get(hdrs.USER_AGENT, "")[:256]},
     )  # fmt: skip
-    await _jobs_call(ctx.jobs().create(job))
+    await jobs_call(ctx.jobs().create(job))
     url = f"{uploads.base_url}/v1/import/{import_id}/upload?token={sign(uploads.signing_key, import_id)}"
     return web.json_response(
         {"import_id": import_id, "import_status": "WAITING_FOR_UPLOAD", "upload_url": url}
@@ -91,7 +91,7 @@ async def create_import(request: web.Request) -> web.Response:
 async def _job_of(ctx: GatewayContext, request: web.Request) -> Job:
     """The request's import, when its caller may see it (its maker, or an unscoped principal)."""
     principal = ctx.principals.authorize(bearer(request), PERMISSION)
-    job = await _jobs_call(ctx.jobs().get(request.match_info["import_id"]))
+    job = await jobs_call(ctx.jobs().get(request.match_info["import_id"]))
     if job is None or job.kind != KIND or not (job.principal == principal.id or principal.unscoped):
         raise ImportNotFound()
     assert isinstance(job, Job)
@@ -110,20 +110,20 @@ async def upload(request: web.Request) -> web.Response:
         raise UnsupportedMedia("Send the file as it is, without a Content-Encoding")
     if request.content_length is not None and request.content_length > uploads.max_bytes:
         raise PayloadTooLarge(f"The upload exceeds {uploads.max_bytes} bytes")
-    if not await _jobs_call(ctx.jobs().update_if(import_id, "WAITING_FOR_UPLOAD", status="UPLOADING")):
-        if await _jobs_call(ctx.jobs().get(import_id)) is None:
+    if not await jobs_call(ctx.jobs().update_if(import_id, "WAITING_FOR_UPLOAD", status="UPLOADING")):
+        if await jobs_call(ctx.jobs().get(import_id)) is None:
             raise ImportNotFound()
         raise Conflict()
     try:
         size = await uploads.blobs.put(
             import_id, request.content.iter_chunked(UPLOAD_CHUNK), uploads.max_bytes
         )
-        made = await _jobs_call(ctx.jobs().get(import_id))
+        made = await jobs_call(ctx.jobs().get(import_id))
         received = {
             **(made.request if made is not None else {}),
             "bytes": size, "content_type": request.headers.get(hdrs.CONTENT_TYPE, "")[:256],
         }  # fmt: skip
-        await _jobs_call(ctx.jobs().update(import_id, status="QUEUED", request=received))
+        await jobs_call(ctx.jobs().update(import_id, status="QUEUED", request=received))
         # The command is acknowledged by Kafka before the answer: a queued import is never forgotten.
         command = orjson.dumps({"job_id": import_id, "kind": KIND, "bytes": size})
         await ctx.publisher().publish(uploads.jobs_topic, [OutRecord(import_id.encode(), command, [])])

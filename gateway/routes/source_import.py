@@ -18,13 +18,13 @@ from gateway.context import CONTEXT
 from gateway.errors import Forbidden
 from gateway.handling import Routes, message_error_response
 from ingest_core.ids import new_import_id
-from ingest_core.jobs import Job, now
+from ingest_core.jobs import SOURCE_KIND, Job, now
 from ingest_core.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/source/import"
-KIND = "source-import"
+KIND = SOURCE_KIND
 STARTED = "REST import started successfully"
 PERMISSION = "source-import"
 

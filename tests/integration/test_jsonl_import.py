@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +23,7 @@ from ingest_core.auth import parse_principals
 from ingest_core.kafka import TopicSpec, ensure_topics
 from ingest_core.upload_token import sign
 from tests.support.gateway import GatewayHandle, running_gateway
+from tests.support.importer import importer_process
 from tests.support.kafka import ROOT, free_port_pair, unique
 from tests.support.sink import running_sink
 from tests.support.store import wait_for_rows
@@ -73,25 +72,10 @@ class Setup:
     @contextmanager
     def importer(self) -> Iterator[subprocess.Popen[bytes]]:
         self.importer_port = free_port_pair()
-        env = {
-            **os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TOPICS_FILE": str(self.tmp / "topics.yaml"),
-            "STORE_URL": self.store_url, "JOBS_TOPIC": self.jobs_topic, "IMPORTER_GROUP": f"g-{self.jobs_topic}",
-            "IMPORTER_PORT": str(self.importer_port), "UPLOAD_DIR": str(self.tmp / "uploads"), "LOG_LEVEL": "info",
-        }  # fmt: skip
-        log = (self.tmp / "importer.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "consumers.importer"], env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            log.close()
+        with importer_process(
+            self.bootstrap, self.tmp, self.store_url, self.jobs_topic, self.importer_port
+        ) as p:
+            yield p
 
 
 def _get(url: str) -> str:

@@ -69,7 +69,7 @@ class GatewayHandle:
 
 
 def write_registry(path: Path, datasets: list[dict[str, Any]], **more: list[dict[str, Any]]) -> Path:
-    """A registry file of ``datasets`` (and ``sources=``, ``types=``)."""
+    """A registry file of ``datasets`` (and ``sources=``, ``types=``, ``entities=``)."""
     path.write_text(yaml.safe_dump({"datasets": datasets, **more}), encoding="utf-8")
     return path
 
@@ -77,10 +77,17 @@ def write_registry(path: Path, datasets: list[dict[str, Any]], **more: list[dict
 @asynccontextmanager
 async def running_gateway(
     bootstrap: str, datasets: list[dict[str, Any]], tmp_path: Path, sources: list[dict[str, Any]] | None = None,
-    principals: Principals | None = None, types: list[dict[str, Any]] | None = None, **overrides: Any,
+    principals: Principals | None = None, types: list[dict[str, Any]] | None = None,
+    entities: list[dict[str, Any]] | None = None, **overrides: Any,
 ) -> AsyncIterator[GatewayHandle]:  # fmt: skip
     registry = load_registry(
-        write_registry(tmp_path / "topics.yaml", datasets, sources=sources or [], types=types or [])
+        write_registry(
+            tmp_path / "topics.yaml",
+            datasets,
+            sources=sources or [],
+            types=types or [],
+            entities=entities or [],
+        )
     )
     await asyncio.to_thread(ensure_topics, bootstrap, topic_specs(registry))
     # CI runs these tests once more with KAFKA_REPORT_WAKEUP=timer: both ways of serving reports.

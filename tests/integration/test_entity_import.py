@@ -1,0 +1,303 @@
+"""Entity file imports end to end on real Kafka and a real store: the gateway takes a CSV or XLSX
+file in a multipart form and queues a job, the import worker (``ingest-importer``, a real process)
+runs it, the sink stores its rows; ``GET /api/v1/job/{id}`` follows the job."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import json
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openpyxl
+import pytest
+
+from ingest_core.auth import parse_principals
+from ingest_core.kafka import TopicSpec, ensure_topics
+from tests.support.gateway import GatewayHandle, running_gateway
+from tests.support.importer import importer_process
+from tests.support.kafka import ROOT, free_port_pair, unique
+from tests.support.sink import running_sink
+from tests.support.store import wait_for_rows
+
+pytestmark = pytest.mark.integration
+
+
+def _key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+PRINCIPALS = parse_principals(
+    {
+        "principals": [
+            {"id": "ent", "key_sha256": _key("k-ent"), "permissions": ["entity-import"], "scopes": ["customers"]},
+            {"id": "other", "key_sha256": _key("k-other"), "permissions": ["entity-import"], "scopes": ["customers"]},
+            {"id": "admin", "key_sha256": _key("k-admin"), "permissions": ["entity-import"]},
+            {"id": "elsewhere", "key_sha256": _key("k-elsewhere"), "permissions": ["entity-import"], "scopes": ["x"]},
+            {"id": "jsonl", "key_sha256": _key("k-jsonl"), "permissions": ["import"]},
+        ]
+    },
+    Path("auth.yaml"),
+)  # fmt: skip
+AUTH = {"Authorization": "Bearer k-ent", "domain": "acme.example"}
+MAPPING = {
+    "1": "name",
+    "2": "email",
+    "3": "age",
+    "4": "balance",
+    "5": "active",
+    "6": "birthday",
+    "7": "signed_up",
+}
+HEADER = ["name", "email", "age", "balance", "active", "birthday", "signed_up"]
+# One bad row of each kind, with words its reason holds.
+BAD_KINDS = [
+    (["", "x@example.com", "3", "1.5", "true", "2024-01-02", "2024-01-02 10:00"], "required property 'name'"),
+    (["Bad Age", "", "abc", "1", "yes", "", ""], "age"),
+    (["Minus", "", "-4", "1", "no", "", ""], "minimum"),
+    (["Bad Day", "", "4", "1", "no", "2024-13-45", ""], "not a date"),
+    (["Bad Flag", "", "4", "1", "maybe", "", ""], "not true or false"),
+]
+
+
+class Setup:
+    def __init__(self, bootstrap: str, tmp_path: Path, store_url: str | None = None) -> None:
+        self.bootstrap, self.tmp = bootstrap, tmp_path
+        self.jobs_topic = unique("jobs")
+        self.topic = unique("entity.customers")
+        self.entities = [
+            {"id": "customers", "topic": self.topic, "schema": str(ROOT / "schemas/entities/customers.json")}
+        ]
+        self.store_url = store_url or f"sqlite:///{tmp_path / 'jobs.db'}"
+
+    @asynccontextmanager
+    async def gateway(self, **overrides: Any) -> AsyncIterator[GatewayHandle]:
+        await asyncio.to_thread(ensure_topics, self.bootstrap, [TopicSpec(self.jobs_topic, 3)])
+        async with running_gateway(
+            self.bootstrap, [], self.tmp, principals=PRINCIPALS, entities=self.entities,
+            jobs_topic=self.jobs_topic, store_url=self.store_url, **overrides,
+        ) as gw:  # fmt: skip
+            yield gw
+
+    @contextmanager
+    def importer(self) -> Iterator[subprocess.Popen[bytes]]:
+        with importer_process(
+            self.bootstrap, self.tmp, self.store_url, self.jobs_topic, free_port_pair()
+        ) as p:
+            yield p
+
+
+def form(data: bytes | None, fields: dict[str, str], file_name: str = "customers.csv") -> aiohttp.FormData:
+    out = aiohttp.FormData()
+    for name, value in fields.items():
+        out.add_field(name, value)
+    if data is not None:
+        out.add_field("file", io.BytesIO(data), filename=file_name, content_type="application/octet-stream")
+    return out
+
+
+async def post_file(
+    gw: GatewayHandle, data: bytes | None, fields: dict[str, str] | None = None, headers: dict[str, str] = AUTH,
+    entity: str = "customers", version: str = "v1",
+) -> tuple[int, Any]:  # fmt: skip
+    fields = {"type": "csv", "mapping": json.dumps(MAPPING)} if fields is None else fields
+    async with gw.session.post(
+        f"/api/{version}/entities/{entity}/import", data=form(data, fields), headers=headers
+    ) as r:
+        return r.status, await r.json()
+
+
+async def get_job(gw: GatewayHandle, job_id: str, secret: str = "k-ent") -> tuple[int, Any]:
+    async with gw.session.get(f"/api/v1/job/{job_id}", headers={"Authorization": f"Bearer {secret}"}) as r:
+        return r.status, await r.json()
+
+
+async def queued(gw: GatewayHandle, data: bytes, **fields: str) -> str:
+    code, body = await post_file(gw, data, {"type": "csv", "mapping": json.dumps(MAPPING), **fields})
+    assert code == 200, body
+    assert (body["status"], body["error"], body["message"], body["errors"]) == (
+        200,
+        False,
+        "Import job created",
+        [],
+    )
+    job = body["data"]
+    assert (job["status"], job["type"], job["entity"], job["progress"]) == (
+        "QUEUED",
+        "IMPORT",
+        "customers",
+        0,
+    )
+    assert job["jobStart"] is None
+    assert job["lastHeartbeat"] is None
+    return str(job["id"])
+
+
+async def until_done(
+    gw: GatewayHandle, job_id: str, timeout_s: float = 120
+) -> tuple[dict[str, Any], list[int]]:
+    """The finished job, and every progress seen on the way."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code, body = await get_job(gw, job_id)
+        assert code == 200, body
+        seen.append(body["data"]["progress"])
+        if body["data"]["status"] in ("COMPLETED", "FAILED"):
+            return body["data"], seen
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} not done in {timeout_s}s")
+
+
+def table(rows: int, bad_every: int) -> tuple[list[list[str]], dict[int, str]]:
+    """The header and ``rows`` data rows (row numbers 2..rows+1), every ``bad_every``-th bad."""
+    out, bad = [HEADER], {}
+    for i in range(1, rows + 1):
+        number = i + 1
+        if i % bad_every == 0:
+            cells, reason = BAD_KINDS[(i // bad_every) % len(BAD_KINDS)]
+            bad[number] = reason
+            out.append(cells)
+        else:
+            day = dt.date(2000, 1, 1) + dt.timedelta(days=i % 9000)
+            out.append([f"Customer {i}", f"c{i}@example.com", str(i % 90), f"{i}.25", "true" if i % 2 else "false",
+                        day.isoformat(), f"{day.isoformat()} 12:30:00"])  # fmt: skip
+    return out, bad
+
+
+def as_csv(rows: list[list[str]], delimiter: str = ",") -> bytes:
+    buf = io.StringIO()
+    import csv
+
+    csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return buf.getvalue().encode()
+
+
+def as_xlsx(rows: list[list[str]]) -> bytes:
+    """The rows as a workbook with typed cells, as a spreadsheet user would have typed them."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        typed: list[Any] = []
+        for column, cell in enumerate(row, 1):
+            if cell == "" or row is rows[0]:
+                typed.append(cell or None)
+            elif column == 3 and cell.lstrip("-").isdigit():
+                typed.append(int(cell))
+            elif column == 4:
+                typed.append(float(cell))
+            elif column == 5 and cell in ("true", "false"):
+                typed.append(cell == "true")
+            elif column == 6 and len(cell) == 10 and cell[4] == "-" and int(cell[5:7]) <= 12:
+                typed.append(dt.datetime.fromisoformat(cell))
+            elif column == 7:
+                typed.append(dt.datetime.fromisoformat(cell))
+            else:
+                typed.append(cell)
+        sheet.append(typed)
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+async def persisted(bootstrap: str, gw_registry: Any, tmp_path: Path, count: int) -> list[dict[str, Any]]:
+    rows_url = f"sqlite:///{tmp_path / unique('rows')}.db"
+    async with running_sink(bootstrap, gw_registry, rows_url, batch_size=5000):
+        await wait_for_rows(rows_url, count, timeout_s=120)
+        await asyncio.sleep(1)  # anything published twice would arrive by now
+        return await wait_for_rows(rows_url, count, timeout_s=1)
+
+
+def _event(row: dict[str, Any]) -> dict[str, Any]:
+    event = row["event"]
+    return json.loads(event) if isinstance(event, str) else dict(event)
+
+
+@pytest.mark.parametrize("file_type", ["csv", "xlsx"])
+async def test_ten_thousand_rows_with_fifty_bad_ones(
+    kafka_bootstrap: str, tmp_path: Path, store_url: str, file_type: str
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path, store_url)  # the jobs on SQLite, then on PostgreSQL
+    rows, bad = table(10_000, 200)
+    assert len(bad) == 50
+    data = as_csv(rows) if file_type == "csv" else as_xlsx(rows)
+    async with s.gateway() as gw:
+        job_id = await queued(gw, data, type=file_type)
+        with s.importer():
+            job, seen = await until_done(gw, job_id)
+        registry = gw.registry
+    assert job["status"] == "COMPLETED", job
+    assert (job["output"]["importedCount"], job["output"]["failedCount"]) == (9_950, 50)
+    assert {e["row"] for e in job["output"]["errors"]} == set(bad)
+    for error in job["output"]["errors"]:
+        assert bad[error["row"]] in error["message"], error
+    assert seen == sorted(seen)
+    assert seen[-1] == 100
+    assert job["payload"] == {
+        "fileName": "customers.csv", "size": len(data), "type": file_type, "mapping": MAPPING, "locale": "en-US",
+        "timezoneOffset": 0, "domain": "acme.example",
+    }  # fmt: skip
+    for name in ("jobStart", "jobEnd", "createdAt", "updatedAt", "lastHeartbeat"):
+        assert dt.datetime.strptime(job[name], "%Y-%m-%dT%H:%M:%S.%f%z"), name
+    assert job["duration"].split()[1] in ("second", "seconds", "minute", "minutes")
+    stored = await persisted(kafka_bootstrap, registry, tmp_path, 9_950)
+    assert len(stored) == 9_950
+    assert {r["event_id"] for r in stored} == {f"{job_id}:{n}" for n in range(2, 10_002) if n not in bad}
+    assert {r["topic"] for r in stored} == {s.topic}
+    assert {r["dataset"] for r in stored} == {"customers"}
+    first = next(_event(r) for r in stored if r["event_id"] == f"{job_id}:2")
+    assert first == {
+        "name": "Customer 1", "email": "c1@example.com", "age": 1, "balance": 1.25, "active": True,
+        "birthday": "2000-01-02", "signed_up": "2000-01-02T12:30:00Z", "domain": "acme.example",
+    }  # fmt: skip
+
+
+async def test_bom_semicolons_quoted_newlines_locales_offsets_and_formulas(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    semicolons = b"\xef\xbb\xbf" + as_csv(
+        [HEADER,
+         ["Ann\nSecond line", '=HYPERLINK("http://x")', "7", "1.234,5", "true", "31.12.2024", "31.12.2024 23:30"],
+         ["Carl", "", "7", "1", "ja", "", ""],
+         ["@SUM(A1)", "+1", "8", "-2,5", "false", "01/02/2024", "2024-02-01T00:00:00+02:00"]],
+        delimiter=";",
+    )  # fmt: skip
+    us = as_csv([["Bob", "-1+2", "9", "1,234.5", "1", "12/31/2024", "12/31/2024 23:30"]])
+    async with s.gateway() as gw:
+        gb_job = await queued(gw, semicolons, locale="de-DE", timezoneOffset="60")
+        us_job = await queued(gw, us, locale="en-US", timezoneOffset="-300")
+        with s.importer():
+            gb, _ = await until_done(gw, gb_job)
+            done_us, _ = await until_done(gw, us_job)
+        registry = gw.registry
+    assert (gb["status"], gb["output"]["importedCount"], gb["output"]["failedCount"]) == (
+        "COMPLETED",
+        2,
+        1,
+    ), gb
+    # Row 3 as a spreadsheet shows it: the quoted newline is inside row 2.
+    assert gb["output"]["errors"] == [{"row": 3, "message": "column 5 (active): 'ja' is not true or false"}]
+    assert done_us["status"] == "COMPLETED", done_us
+    events = {r["event_id"]: _event(r) for r in await persisted(kafka_bootstrap, registry, tmp_path, 3)}
+    assert events[f"{gb_job}:2"] == {
+        "name": "Ann\nSecond line", "email": '=HYPERLINK("http://x")', "age": 7, "balance": 1234.5, "active": True,
+        "birthday": "2024-12-31", "signed_up": "2024-12-31T22:30:00Z", "domain": "acme.example",
+    }  # fmt: skip
+    assert events[f"{gb_job}:4"] == {
+        "name": "@SUM(A1)", "email": "+1", "age": 8, "balance": -2.5, "active": False, "birthday": "2024-02-01",
+        "signed_up": "2024-01-31T22:00:00Z", "domain": "acme.example",
+    }  # fmt: skip
+    assert events[f"{us_job}:1"] == {
+        "name": "Bob", "email": "-1+2", "age": 9, "balance": 1234.5, "active": True, "birthday": "2024-12-31",
+        "signed_up": "2025-01-01T04:30:00Z", "domain": "acme.example",
+    }  # fmt: skip
