@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ import openpyxl
 import pytest
 
 from ingest_core.auth import parse_principals
+from ingest_core.jobs import open_job_store
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.gateway import GatewayHandle, running_gateway
 from tests.support.importer import importer_process
@@ -96,7 +98,7 @@ class Setup:
 
 
 def form(data: bytes | None, fields: dict[str, str], file_name: str = "customers.csv") -> aiohttp.FormData:
-    out = aiohttp.FormData()
+    out = aiohttp.FormData(default_to_multipart=True)
     for name, value in fields.items():
         out.add_field(name, value)
     if data is not None:
@@ -301,3 +303,126 @@ async def test_bom_semicolons_quoted_newlines_locales_offsets_and_formulas(
         "name": "Bob", "email": "-1+2", "age": 9, "balance": 1234.5, "active": True, "birthday": "2024-12-31",
         "signed_up": "2025-01-01T04:30:00Z", "domain": "acme.example",
     }  # fmt: skip
+
+
+def _fields(**changes: str | None) -> dict[str, str]:
+    out = {"type": "csv", "mapping": json.dumps(MAPPING)}
+    for name, value in changes.items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fields", "headers", "field", "words"),
+    [
+        (_fields(), {"Authorization": "Bearer k-ent"}, "domain", "is required"),
+        (_fields(type="pdf"), AUTH, "type", "csv or xlsx"),
+        (_fields(type=None), AUTH, "type", "is required"),
+        (_fields(mapping="{1: name}"), AUTH, "mapping", "not valid JSON"),
+        (_fields(mapping=None), AUTH, "mapping", "is required"),
+        (_fields(mapping='["name"]'), AUTH, "mapping", "JSON object"),
+        (_fields(mapping='{"0": "name"}'), AUTH, "mapping.0", "whole number from 1"),
+        (_fields(mapping='{"a": "name"}'), AUTH, "mapping.a", "whole number from 1"),
+        (
+            _fields(mapping='{"1": "nickname"}'),
+            AUTH,
+            "mapping.1",
+            "'nickname' is not a property of customers",
+        ),
+        (_fields(mapping='{"1": "name", "2": "name"}'), AUTH, "mapping", "more than one column"),
+        (_fields(locale="not a locale!"), AUTH, "locale", "BCP 47"),
+        (_fields(timezoneOffset="90.5"), AUTH, "timezoneOffset", "whole minutes"),
+        (_fields(timezoneOffset="5000"), AUTH, "timezoneOffset", "whole minutes"),
+    ],
+)
+async def test_each_bad_upload_is_a_400_in_the_envelope_naming_its_field(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    fields: dict[str, str],
+    headers: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    async with s.gateway() as gw:
+        code, body = await post_file(gw, b"name\nAnn\n", fields, headers)
+    assert code == 400, body
+    assert (body["status"], body["error"], body["data"]) == (400, True, None)
+    assert [e for e in body["errors"] if e["field"] == field and words in e["message"]], body
+    assert list((tmp_path / "uploads").glob("*")) == []  # nothing of a refused upload is kept
+
+
+async def test_missing_file_unknown_entity_version_job_and_credentials(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    async with s.gateway(max_upload_bytes=1000) as gw:
+        code, body = await post_file(gw, None)
+        assert (code, body["errors"]) == (400, [{"field": "file", "message": "is required"}]), body
+        code, body = await post_file(
+            gw, b"a\n", entity="suppliers", headers={**AUTH, "Authorization": "Bearer k-admin"}
+        )
+        assert (code, body["status"], body["error"]) == (404, 404, True), body
+        assert "suppliers" in body["message"]
+        code, body = await post_file(gw, b"a\n", version="v2")
+        assert (code, body["status"]) == (404, 404), body
+        code, body = await post_file(gw, b"x" * 1001)
+        assert (code, body["status"]) == (413, 413), body
+        assert list((tmp_path / "uploads").glob("*")) == []
+        code, body = await post_file(gw, b"a\n", headers={"domain": "d"})
+        assert (code, body["status"], body["error"]) == (401, 401, True), body
+        code, body = await post_file(gw, b"a\n", headers={**AUTH, "Authorization": "Bearer k-elsewhere"})
+        assert (code, body["status"]) == (403, 403), body
+        code, body = await post_file(gw, b"a\n", headers={**AUTH, "Authorization": "Bearer k-jsonl"})
+        assert code == 403, body
+        async with gw.session.post(
+            "/api/v1/entities/customers/import", json={"type": "csv"}, headers=AUTH
+        ) as r:
+            assert r.status == 415
+        job_id = await queued(gw, b"name\nAnn\n")
+        assert (await get_job(gw, job_id))[0] == 200
+        assert (await get_job(gw, job_id, "k-admin"))[0] == 200  # an unscoped principal sees every job
+        code, body = await get_job(gw, job_id, "k-other")  # another principal's job
+        assert (code, body["status"], body["error"], body["data"]) == (404, 404, True, None), body
+        code, body = await get_job(gw, "24a55348-e5c9-48b7-b377-07db2f1df368")
+        assert (code, body["message"]) == (404, "No such job"), body
+        async with gw.session.get(f"/api/v1/job/{job_id}") as r:
+            assert r.status == 401
+        async with gw.session.get(f"/api/v9/job/{job_id}", headers={"Authorization": "Bearer k-ent"}) as r:
+            assert r.status == 404
+
+
+async def test_a_worker_killed_mid_file_resumes_and_stores_each_row_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    rows, _ = table(200_000, 10**9)
+    async with s.gateway() as gw:
+        job_id = await queued(gw, as_csv(rows))
+        jobs = open_job_store(s.store_url)
+        try:
+            with s.importer() as proc:
+                deadline = time.monotonic() + 120
+                while (job := await jobs.get(job_id)) is not None and job.checkpoint == 0:
+                    assert time.monotonic() < deadline, "the job never started"
+                    await asyncio.sleep(0.02)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            killed = await jobs.get(job_id)
+            assert killed is not None
+            assert killed.status == "RUNNING"
+            assert 0 < killed.checkpoint < 200_001, killed.checkpoint
+            with s.importer():
+                job_view, seen = await until_done(gw, job_id, timeout_s=180)
+        finally:
+            await jobs.close()
+        registry = gw.registry
+    assert job_view["status"] == "COMPLETED", job_view
+    assert (job_view["output"]["importedCount"], job_view["output"]["failedCount"]) == (200_000, 0)
+    assert seen == sorted(seen)
+    stored = await persisted(kafka_bootstrap, registry, tmp_path, 200_000)
+    assert len(stored) == 200_000
+    assert len({r["event_id"] for r in stored}) == 200_000

@@ -105,6 +105,10 @@ def test_the_project_registry_has_the_references_source_and_types() -> None:
     registry = load_registry(ROOT / "topics.yaml")
     assert set(registry.sources) == {"your_id"}
     assert set(registry.types) == {"user_profile", "transaction"}
+    customers = registry.entities["customers"]
+    assert customers.target.entry_topic == "entity.customers"
+    assert registry.records["customers"] is customers.target
+    assert customers.properties["signed_up"] == {"type": "string", "format": "date-time"}
 
 
 @pytest.mark.parametrize(
@@ -124,9 +128,31 @@ def test_the_project_registry_has_the_references_source_and_types() -> None:
             {"datasets": [], "types": [{"type": "t", "topic": "t", "schema": "missing.json"}]},
             "types[0].schema",
         ),
+        (
+            {
+                "datasets": [],
+                "types": [{"type": "e", "topic": "t"}],
+                "entities": [{"id": "e", "topic": "t", "schema": "e.json"}],
+            },
+            "entities[0].id: 'e' is already a dataset, source or type",
+        ),
+        (
+            {"datasets": [], "entities": [{"id": "e", "topic": "t"}]},
+            "entities[0]: 'schema' is a required property",
+        ),
+        (
+            {"datasets": [], "entities": [{"id": "e", "topic": "t", "schema": "no_properties.json"}]},
+            'must declare the entity\'s "properties"',
+        ),
+        (
+            {"datasets": [], "entities": [{"id": "e", "topic": "t", "schema": "with_domain.json"}]},
+            "an entity may not declare it",
+        ),
     ],
 )
-def test_bad_sources_and_types_name_the_key(tmp_path: Path, doc: Any, fragment: str) -> None:
+def test_bad_sources_types_and_entities_name_the_key(tmp_path: Path, doc: Any, fragment: str) -> None:
+    (tmp_path / "no_properties.json").write_text('{"type": "object"}')
+    (tmp_path / "with_domain.json").write_text('{"properties": {"domain": {"type": "string"}}}')
     with pytest.raises(RegistryError) as info:
         load_registry(write(tmp_path, doc))
     assert fragment in str(info.value)

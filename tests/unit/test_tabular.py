@@ -3,12 +3,14 @@ header rule, and cells coerced to the entity's types under a locale and a timezo
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
+import openpyxl
 import pytest
 
-from ingest_core.tabular import Coercer, csv_rows, is_header, sniff_delimiter
+from ingest_core.tabular import Coercer, csv_rows, is_header, sniff_delimiter, xlsx_rows
 
 PROPERTIES: dict[str, dict[str, Any]] = {
     "name": {"type": "string"},
@@ -92,6 +94,67 @@ def test_native_cells_of_a_spreadsheet_are_taken_as_they_are() -> None:
     from datetime import date, datetime
 
     c = Coercer(PROPERTIES, tz_offset_min=120)
-    assert c.row(["A", 7, 2.5, True, date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, 5)], MAPPING) == {  # noqa: DTZ001 (a spreadsheet's naive cell)
+    assert c.row(["A", 7, 2.5, True, date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, 5)], MAPPING) == {
         "name": "A", "age": 7, "score": 2.5, "active": True, "born": "2024-01-02", "seen": "2024-01-02T01:04:05Z",
     }  # fmt: skip
+
+
+# Spreadsheet cells hold naive dates and times: the import's timezoneOffset places them.
+# ruff: noqa: DTZ001
+
+
+def _workbook() -> bytes:
+    """A first sheet starting at B2 (rows and a column before it empty), with every cell type, and a
+    second sheet that must not be read."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet["B2"], sheet["C2"], sheet["D2"] = "name", "age", "joined"
+    sheet["B3"], sheet["C3"], sheet["D3"], sheet["E3"] = "Ann", 41, dt.datetime(2024, 1, 2, 3, 4, 5), True
+    sheet["B4"], sheet["D4"], sheet["F4"] = "=not a formula", dt.date(2024, 5, 6), 2.5
+    sheet["B4"].data_type = "s"  # a string cell starting with "=": text, never evaluated
+    sheet["B5"] = "Bob"  # shared with B7 below
+    sheet["B7"] = "Bob"
+    book.create_sheet("second")["A1"] = "not this sheet"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["calamine", "openpyxl"])
+def test_both_xlsx_readers_give_the_same_cells_where_a_spreadsheet_shows_them(in_memory: bool) -> None:
+    height, rows = xlsx_rows(io.BytesIO(_workbook()), in_memory=in_memory)
+    got = {n: [None if c == "" else c for c in cells] for n, cells in rows}
+    assert height == 7
+    assert set(got) == {1, 2, 3, 4, 5, 6, 7}
+    assert got[1] == [None] * len(got[1])
+    assert got[2][1:4] == ["name", "age", "joined"]
+    assert got[3][1:5] == ["Ann", 41, dt.datetime(2024, 1, 2, 3, 4, 5), True]
+    assert got[4][1] == "=not a formula"
+    assert got[4][5] == 2.5
+    assert got[4][3] in (dt.date(2024, 5, 6), dt.datetime(2024, 5, 6))  # openpyxl: a datetime at midnight
+    assert (got[5][1], got[7][1]) == ("Bob", "Bob")
+    coercer = Coercer(
+        {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "joined": {"type": "string", "format": "date"},
+        }
+    )
+    assert coercer.row(got[3], {2: "name", 3: "age", 4: "joined"}) == {
+        "name": "Ann",
+        "age": 41,
+        "joined": "2024-01-02",
+    }
+    # Resumed after row 4: the rows that follow, numbered as before.
+    _, after = xlsx_rows(io.BytesIO(_workbook()), after=4, in_memory=in_memory)
+    assert [n for n, _ in after] == [5, 6, 7]
+
+
+def test_a_file_that_is_not_xlsx_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an XLSX"):
+        xlsx_rows(io.BytesIO(b"name,age\n"))
+
+
+def test_whole_numbers_read_as_floats_are_text_without_a_point() -> None:
+    assert Coercer({"phone": {"type": "string"}}).value("phone", 5551234.0) == "5551234"
