@@ -32,6 +32,9 @@ class Jobs:
     async def get(self, job_id: str) -> Job | None:
         return await (await self._ready()).get(job_id)
 
+    async def latest(self, kind: str, principal: str) -> Job | None:
+        return await (await self._ready()).latest(kind, principal)
+
     async def update(self, job_id: str, **changes: Any) -> None:
         await (await self._ready()).update(job_id, **changes)
 

@@ -31,6 +31,7 @@ MAX_ERRORS = 1000
 SOURCE_KIND = "source-import"
 JSONL_KIND = "jsonl-import"
 ENTITY_KIND = "entity-import"
+OPERATION_KIND = "import-operation"
 # Columns an update may set; progress and checkpoint only ever grow.
 _UPDATABLE = frozenset(
     {"status", "progress", "total", "imported", "failed", "errors", "request", "checkpoint", "started_at",
@@ -43,6 +44,14 @@ _TIMES = frozenset({"created_at", "updated_at", "started_at", "ended_at", "heart
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def iso_ms(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and ``Z``, as the references write times."""
+    if moment is None:
+        return None
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 @dataclass(slots=True)
@@ -80,6 +89,10 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or None when there is none of that id; raises StoreUnavailable."""
+        ...
+
+    async def latest(self, kind: str, principal: str) -> Job | None:
+        """The principal's job of ``kind`` made last, or None; raises StoreUnavailable."""
         ...
 
     async def update(self, job_id: str, **changes: Any) -> None:
@@ -164,6 +177,14 @@ class SqliteJobStore:
         row = await self._run(lambda conn: conn.execute(sql, (job_id,)).fetchone())
         return None if row is None else self._decode(row)
 
+    async def latest(self, kind: str, principal: str) -> Job | None:
+        sql = (
+            f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE principal = ? AND kind = ?"
+            " ORDER BY created_at DESC, id DESC LIMIT 1"
+        )
+        row = await self._run(lambda conn: conn.execute(sql, (principal, kind)).fetchone())
+        return None if row is None else self._decode(row)
+
     async def update(self, job_id: str, **changes: Any) -> None:
         await self._update(job_id, None, changes)
 
@@ -232,9 +253,17 @@ class PostgresJobStore:
         await self._run(lambda conn: conn.execute(sql, *values))
 
     async def get(self, job_id: str) -> Job | None:
+        return await self._one("id = $1", job_id)
+
+    async def latest(self, kind: str, principal: str) -> Job | None:
+        return await self._one(
+            "principal = $1 AND kind = $2 ORDER BY created_at DESC, id DESC LIMIT 1", principal, kind
+        )
+
+    async def _one(self, where: str, *params: Any) -> Job | None:
         columns = ", ".join(n + ("::text" if n in _JSON else "") for n in COLUMNS)
-        sql = f"SELECT {columns} FROM jobs WHERE id = $1"
-        row = await self._run(lambda conn: conn.fetchrow(sql, job_id))
+        sql = f"SELECT {columns} FROM jobs WHERE {where}"
+        row = await self._run(lambda conn: conn.fetchrow(sql, *params))
         if row is None:
             return None
         values = dict(zip(COLUMNS, row.values(), strict=True))

@@ -14,10 +14,11 @@ from aiohttp import web
 from consumers.importer.entity_job import EntityJob
 from consumers.importer.jsonl_job import JsonlJob
 from consumers.importer.metrics import ImporterMetrics
+from consumers.importer.operation_job import OperationJob
 from consumers.importer.service import ImporterService
 from consumers.importer.settings import ImporterSettings
 from ingest_core.blobs import DirectoryBlobStore
-from ingest_core.jobs import ENTITY_KIND, JSONL_KIND, JobStore, open_job_store
+from ingest_core.jobs import ENTITY_KIND, JSONL_KIND, OPERATION_KIND, JobStore, open_job_store
 from ingest_core.jsonl import LineChecker
 from ingest_core.publish import ProducerOptions, open_publisher
 from ingest_core.registry import Registry
@@ -47,9 +48,11 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         blobs = DirectoryBlobStore(settings.upload_dir)
         jsonl = JsonlJob(jobs, blobs, checker, publisher, settings.keep_uploads, metrics)
         entity = EntityJob(jobs, blobs, registry, publisher, settings.keep_uploads, metrics)
+        operation = OperationJob(jobs, registry, publisher, metrics)
         service = ImporterService(
             settings.kafka_bootstrap_servers, settings.group, settings.jobs_topic, jobs,
-            {JSONL_KIND: jsonl, ENTITY_KIND: entity}, metrics, settings.max_backoff_ms / 1000,
+            {JSONL_KIND: jsonl, ENTITY_KIND: entity, OPERATION_KIND: operation}, metrics,
+            settings.max_backoff_ms / 1000,
         )  # fmt: skip
         app[SERVICE] = service
         task = asyncio.create_task(run_or_stop(_run(service, jobs, settings), app, "the import loop"))

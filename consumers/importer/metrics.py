@@ -11,7 +11,10 @@ class ImporterMetrics:
         r = self.registry
         self.lines = Counter("importer_lines", "Lines of JSONL imports, by outcome", ["outcome"], registry=r)
         self.rows = Counter(
-            "importer_rows", "Rows of entity file imports (CSV, XLSX), by outcome", ["outcome"], registry=r
+            "importer_rows",
+            "Rows of entity file imports (CSV, XLSX) and users of import operations, by outcome",
+            ["outcome"],
+            registry=r,
         )
         self.jobs = Counter(
             "importer_jobs_finished", "Imports run to their end, by status", ["status"], registry=r

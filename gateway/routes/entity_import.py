@@ -13,7 +13,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,7 +31,7 @@ from ingest_core.errors import (
     PayloadTooLarge,
     UnsupportedMedia,
 )
-from ingest_core.jobs import ENTITY_KIND, Job, now
+from ingest_core.jobs import ENTITY_KIND, Job, iso_ms, now
 from ingest_core.record import OutRecord
 
 log = logging.getLogger(__name__)
@@ -62,14 +61,6 @@ def envelope_error_response(
         status=status, body=envelope(status, error.message, errors=problems), content_type="application/json",
         headers=error_headers(error, headers),
     )  # fmt: skip
-
-
-def iso_ms(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with milliseconds and ``Z``, as the reference writes times."""
-    if moment is None:
-        return None
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 _UNITS = ((86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second"))

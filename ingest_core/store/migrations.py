@@ -95,6 +95,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    Migration(
+        3,
+        "jobs_by_principal",
+        # The import operations' "current operation" is its principal's latest of its kind.
+        sqlite="CREATE INDEX IF NOT EXISTS jobs_by_principal ON jobs (principal, kind, created_at)",
+        postgres="CREATE INDEX IF NOT EXISTS jobs_by_principal ON jobs (principal, kind, created_at)",
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

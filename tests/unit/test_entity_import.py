@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routes.entity_import import human_duration, iso_ms, job_view
+from gateway.routes.entity_import import human_duration, job_view
 from ingest_core.entity_import import EntityRequest, check_domain, check_form
 from ingest_core.errors import InvalidInput
-from ingest_core.jobs import Job
+from ingest_core.jobs import Job, iso_ms
 from ingest_core.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[2]

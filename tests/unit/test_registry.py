@@ -104,7 +104,7 @@ def test_sources_and_types_are_record_targets_beside_the_datasets(tmp_path: Path
 def test_the_project_registry_has_the_references_source_and_types() -> None:
     registry = load_registry(ROOT / "topics.yaml")
     assert set(registry.sources) == {"your_id"}
-    assert set(registry.types) == {"user_profile", "transaction"}
+    assert set(registry.types) == {"user_profile", "transaction", "user"}
     customers = registry.entities["customers"]
     assert customers.target.entry_topic == "entity.customers"
     assert registry.records["customers"] is customers.target
