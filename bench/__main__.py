@@ -41,13 +41,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
+import orjson
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import h2load, procs, wrk
 from bench.latency import post_paced, quantile, row_delays_ms
-from bench.payloads import backlog_value, body, source_body, write_jsonl
+from bench.payloads import (
+    ENTITY_COLUMNS,
+    backlog_value,
+    body,
+    source_body,
+    write_entity_csv,
+    write_entity_xlsx,
+    write_jsonl,
+)
 from ingest_core.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import LocalBroker, free_port_pair
 from tests.support.postgres import LocalPostgres, find_bindir
@@ -90,8 +100,9 @@ class Bench:
             consumer.close()
 
     def registry(
-        self, topic: str, source_topic: str | None = None, type_topics: tuple[str, str] | None = None
-    ) -> Path:
+        self, topic: str, source_topic: str | None = None, type_topics: tuple[str, str] | None = None,
+        entity_topic: str | None = None,
+    ) -> Path:  # fmt: skip
         path = self.work / f"topics-{topic}.yaml"
         schema = Path(__file__).resolve().parents[1] / "schemas" / "datasets" / "example.json"
         doc: dict[str, Any] = {
@@ -107,6 +118,9 @@ class Bench:
                 {"type": "user_profile", "topic": type_topics[0], "schema": str(profile)},
                 {"type": "transaction", "topic": type_topics[1]},
             ]
+        if entity_topic is not None:
+            customers = Path(__file__).resolve().parents[1] / "schemas" / "entities" / "customers.json"
+            doc["entities"] = [{"id": "customers", "topic": entity_topic, "schema": str(customers)}]
         path.write_text(yaml.safe_dump(doc))
         return path
 
@@ -116,13 +130,14 @@ class Bench:
         env: dict[str, str] | None = None,
         source_topic: str | None = None,
         type_topics: tuple[str, str] | None = None,
+        entity_topic: str | None = None,
     ) -> tuple[Any, str]:
         port = free_port_pair()
         proc = procs.start(
             ["-m", "gateway"],
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "TOPICS_FILE": str(self.registry(topic, source_topic, type_topics)),
+                "TOPICS_FILE": str(self.registry(topic, source_topic, type_topics, entity_topic)),
                 "STORE_URL": f"sqlite:///{self.work / 'jobs.db'}",
                 "GATEWAY_PORT": str(port),
                 "LOG_LEVEL": "warning",
@@ -251,19 +266,8 @@ class Bench:
             write_jsonl(data, lines)
         env = {"AUTH_FILE": str(auth), "UPLOAD_SIGNING_KEY": secret, **shared}
         gateway, base = self.gateway(topic, env, type_topics=type_topics)
-        importer_port = free_port_pair()
-        importer = procs.start(
-            ["-m", "consumers.importer"],
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "TOPICS_FILE": str(self.registry(topic, None, type_topics)),
-                "IMPORTER_PORT": str(importer_port), "IMPORTER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
-                "LOG_LEVEL": "warning", **shared,
-            },
-            self.work / "importer.log",
-        )  # fmt: skip
+        importer = self.importer(self.registry(topic, None, type_topics), shared)
         try:
-            procs.wait_http(f"http://127.0.0.1:{importer_port}/ready")
             headers = {"Authorization": f"Bearer {secret}"}
             made = _json(urllib.request.Request(base + "/v1/import", method="POST", headers=headers))
             upload_url = base + "/v1/import/" + made["upload_url"].split("/v1/import/", 1)[1]
@@ -295,6 +299,64 @@ class Bench:
                 "mb_per_s": size / (t1 - t0) / 1e6,  # the upload
                 "rss_mib": rss,
             }
+        finally:
+            procs.stop(importer)
+            procs.stop(gateway)
+
+    def importer(self, registry: Path, env: dict[str, str]) -> Any:
+        """The import worker on ``registry``, ready."""
+        port = free_port_pair()
+        proc = procs.start(
+            ["-m", "consumers.importer"],
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TOPICS_FILE": str(registry),
+                "IMPORTER_PORT": str(port), "IMPORTER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+                "LOG_LEVEL": "warning", **env,
+            },
+            self.work / "importer.log",
+        )  # fmt: skip
+        procs.wait_http(f"http://127.0.0.1:{port}/ready")
+        return proc
+
+    def entity_import(self, file_type: str, rows: int, **importer_env: str) -> Result:
+        """An entity file import of ``rows`` rows of 6 columns (string, integer, number, boolean, date,
+        date-time): rows/s from the upload's start to COMPLETED (the upload included: a client
+        waits for both), and the import worker's largest RSS."""
+        topic, jobs_topic, entity_topic = self.topic("gw"), self.topic("jobs"), self.topic("entity")
+        secret = uuid.uuid4().hex
+        auth = self.work / "auth.yaml"
+        key = hashlib.sha256(secret.encode()).hexdigest()
+        auth.write_text(
+            yaml.safe_dump(
+                {"principals": [{"id": "bench", "key_sha256": key, "permissions": ["entity-import"]}]}
+            )
+        )
+        shared = {
+            "JOBS_TOPIC": jobs_topic, "UPLOAD_DIR": str(self.work / "uploads"),
+            "STORE_URL": f"sqlite:///{self.work / 'jobs.db'}",
+        }  # fmt: skip
+        data = self.work / f"entity-{rows}.{file_type}"
+        if not data.exists():
+            (write_entity_csv if file_type == "csv" else write_entity_xlsx)(data, rows)
+        gateway, base = self.gateway(topic, {"AUTH_FILE": str(auth), **shared}, entity_topic=entity_topic)
+        importer = self.importer(self.registry(topic, entity_topic=entity_topic), {**shared, **importer_env})
+        headers = {"Authorization": f"Bearer {secret}"}
+        try:
+            t0 = time.perf_counter()
+            job_id = asyncio.run(_upload_entity_file(base, headers, data, file_type))
+            rss = 0.0
+            while True:
+                rss = max(rss, procs.rss_mib(importer.pid))
+                job = _json(urllib.request.Request(f"{base}/api/v1/job/{job_id}", headers=headers))["data"]
+                if job["status"] in ("COMPLETED", "FAILED"):
+                    break
+                if time.perf_counter() - t0 > 900:
+                    raise RuntimeError("the entity import did not finish in 15 minutes")
+                time.sleep(0.1)
+            t1 = time.perf_counter()
+            if job["status"] != "COMPLETED" or job["output"]["importedCount"] != rows:
+                raise RuntimeError(f"the entity import ended {job}")
+            return {"events_per_s": rows / (t1 - t0), "rss_mib": rss}
         finally:
             procs.stop(importer)
             procs.stop(gateway)
@@ -699,6 +761,18 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
             "≥ 0.50",
         )
         out["JSONL import worker's largest RSS (MiB)"] = (res["jsonl_import_1m"]["rss_mib"], "< 300")
+    if "entity_csv_1m" in res and batches:
+        out["entity import CSV rows/s (1M rows, upload to COMPLETED) ÷ gateway batch events/s"] = (
+            res["entity_csv_1m"]["events_per_s"] / max(batches),
+            "≥ 0.25",
+        )
+        out["entity import CSV worker's largest RSS (MiB)"] = (res["entity_csv_1m"]["rss_mib"], "< 300")
+    for reader in ("calamine", "openpyxl"):
+        if f"entity_xlsx_100k_{reader}" in res and batches:
+            out[f"entity import XLSX rows/s (100k rows, {reader}) ÷ gateway batch events/s"] = (
+                res[f"entity_xlsx_100k_{reader}"]["events_per_s"] / max(batches),
+                "≥ 0.05" if reader == "calamine" else "(reference)",
+            )
     if "source_import1000_c8" in res and batches:
         out["source import entries/s (1,000 a request, c=8) ÷ gateway batch events/s"] = (
             res["source_import1000_c8"]["events_per_s"] / max(batches),
@@ -768,6 +842,25 @@ def _json(request: urllib.request.Request) -> Any:
         return json.loads(r.read())
 
 
+async def _upload_entity_file(base: str, headers: dict[str, str], path: Path, file_type: str) -> str:
+    """``POST /api/v1/entities/customers/import`` of the file (streamed from disk); the job's id."""
+    form = aiohttp.FormData()
+    form.add_field("type", file_type)
+    form.add_field("mapping", orjson.dumps({str(i): c for i, c in enumerate(ENTITY_COLUMNS, 1)}).decode())
+    with path.open("rb") as f:
+        form.add_field("file", f, filename=path.name, content_type="application/octet-stream")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{base}/api/v1/entities/customers/import", data=form, headers={**headers, "domain": "bench"}
+            ) as r,
+        ):
+            doc = await r.json()
+    if r.status != 200:
+        raise RuntimeError(f"the entity upload was refused: {r.status} {doc}")
+    return str(doc["data"]["id"])
+
+
 def clean_up(work: Path, keep_logs: bool) -> None:
     """Remove the run's broker data and databases (~5 GB a run: a dozen runs once filled this
     machine's disk); after a failure keep its logs, and say where."""
@@ -786,6 +879,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sink-records", type=int, default=1_000_000)
     parser.add_argument("--jsonl-lines", type=int, default=1_000_000)
+    parser.add_argument("--entity-rows", type=int, default=1_000_000, help="CSV rows (XLSX: a tenth)")
     parser.add_argument("--overload-connections", type=int, default=1000)
     parser.add_argument("--latency-rate", type=float, default=200.0, help="single events/s, latency_*")
     parser.add_argument(
@@ -850,6 +944,12 @@ def main() -> int:
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
             ("source_import1000_c8", lambda: bench.source_import(1000, 8)),
             ("jsonl_import_1m", lambda: bench.jsonl_import(args.jsonl_lines)),
+            ("entity_csv_1m", lambda: bench.entity_import("csv", args.entity_rows)),
+            ("entity_xlsx_100k_calamine", lambda: bench.entity_import("xlsx", args.entity_rows // 10)),
+            (
+                "entity_xlsx_100k_openpyxl",
+                lambda: bench.entity_import("xlsx", args.entity_rows // 10, XLSX_IN_MEMORY_MAX_BYTES="0"),
+            ),
             ("sink_sqlite", lambda: bench.sink(sqlite_url)),
             ("sink_postgres", lambda: bench.sink(pg_url)),
             ("store_sqlite", lambda: bench.store_alone(sqlite_url)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import functools
 from pathlib import Path
 from typing import Any
@@ -81,3 +83,44 @@ def _record_values() -> list[bytes]:
 def single_record() -> OutRecord:
     """The record the gateway makes of ``body(1)``'s event: its value, key and headers."""
     return build_records("example", "bench-0001", [event(0)], False, "eid", None, 1711966306164)[0]
+
+
+ENTITY_COLUMNS = ("name", "age", "balance", "active", "birthday", "signed_up")
+
+
+def _entity_row(i: int) -> tuple[str, int, float, bool, dt.date, dt.datetime]:
+    day = dt.date(2000, 1, 1) + dt.timedelta(days=i % 9000)
+    moment = dt.datetime(day.year, day.month, day.day, i % 24, i % 60, i % 60)  # noqa: DTZ001 (a sheet's naive cell)
+    return f"Customer {i}", i % 90, i + 0.25, bool(i % 2), day, moment
+
+
+def write_entity_csv(path: Path, rows: int) -> None:
+    """An entity import's CSV: a header and ``rows`` rows of 6 columns (string, integer, number,
+    boolean, date, date-time), ~75 bytes each."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(ENTITY_COLUMNS)
+        for i in range(rows):
+            name, age, balance, active, day, moment = _entity_row(i)
+            writer.writerow(
+                [
+                    name,
+                    age,
+                    balance,
+                    "true" if active else "false",
+                    day.isoformat(),
+                    moment.isoformat(sep=" "),
+                ]
+            )
+
+
+def write_entity_xlsx(path: Path, rows: int) -> None:
+    """The same rows as an XLSX workbook with typed cells (written in openpyxl's streaming mode)."""
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(list(ENTITY_COLUMNS))
+    for i in range(rows):
+        sheet.append(list(_entity_row(i)))
+    book.save(path)

@@ -46,6 +46,20 @@ def examples(secret: str, base_url: str) -> str:
         f"echo '{line}' > lines.jsonl\n"
         "curl -X PUT -T lines.jsonl '<upload_url>' -H 'Content-Type: application/jsonl'\n"
         f"curl '{base_url}/v1/import/<import_id>' -H 'Authorization: Bearer {secret}'\n"
+        "# an entity file import (CSV or XLSX), then its job\n"
+        "printf 'name,email,age\\nAnn,ann@example.com,41\\n' > customers.csv\n"
+        f"curl -X POST '{base_url}/api/v1/entities/customers/import' -H 'Authorization: Bearer {secret}' \\\n"
+        "  -H 'domain: example.com' -F type=csv -F file=@customers.csv \\\n"
+        """  -F 'mapping={"1": "name", "2": "email", "3": "age"}'\n"""
+        f"curl '{base_url}/api/v1/job/<id>' -H 'Authorization: Bearer {secret}'\n"
+        "# an import operation: new, stage users, run, status\n"
+        f"H=(-H 'X-User-Id: {DEV_ID}' -H 'X-Auth-Token: {secret}')\n"
+        f"curl -X POST '{base_url}/api/v1/import.new' \"${{H[@]}}\"\n"
+        f"curl -X POST '{base_url}/api/v1/import.addUsers' \"${{H[@]}}\" \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        """  -d '{"users": [{"username": "ann", "emails": ["ann@example.com"], "importIds": ["a1"]}]}'\n"""
+        f"curl -X POST '{base_url}/api/v1/import.run' \"${{H[@]}}\"\n"
+        f"curl '{base_url}/api/v1/import.status' \"${{H[@]}}\"\n"
     )
 
 

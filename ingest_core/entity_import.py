@@ -136,15 +136,17 @@ class RowMapper:
         assert self._entity.entry_topic is not None, "an entity always has a topic"
         self.topic: str = self._entity.entry_topic
         self._job_id = job_id
-        self._mapping = request.mapping
         self._domain = request.domain
-        self._coercer = Coercer(entity.properties, request.locale, request.tz_offset_min)
+        self._row = Coercer(entity.properties, request.locale, request.tz_offset_min).rows(request.mapping)
         self._dataset_header = (HEADER_DATASET, self._entity.id.encode())
         self._msgid_header = (HEADER_MSGID, job_id.encode())
 
-    def record(self, number: int, cells: list[Any], syncts_ms: int) -> OutRecord:
-        """The row's record; raises ValueError saying why the row cannot be imported."""
-        values = self._coercer.row(cells, self._mapping)
+    def record(self, number: int, cells: list[Any], syncts_ms: int) -> OutRecord | None:
+        """The row's record, None when its mapped cells are all empty (no row); raises ValueError
+        saying why the row cannot be imported."""
+        values = self._row(cells)
+        if not values:
+            return None
         if self._entity.validator is not None:
             problem = self._entity.validator.first_error(values)
             if problem is not None:

@@ -18,12 +18,13 @@ properties and coerced to their types. Pure but for reading the stream it is giv
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import IO, Any
 
 DELIMITERS = ",;\t|"
@@ -37,7 +38,13 @@ _MONTH_FIRST = frozenset({"en-us", "en-ph", "en-ca", "es-us"})
 _DECIMAL_POINT_LANGS = frozenset({"en", "ja", "zh", "ko", "he", "th", "hi"})
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0"})
+# The words as most files write them, looked up before anything is stripped or lowered.
+_BOOLEAN_WORDS = {
+    **{w: True for t in _TRUE for w in (t, t.upper(), t.capitalize())},
+    **{w: False for f in _FALSE for w in (f, f.upper(), f.capitalize())},
+}
 _DATE_SLASHED = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+_PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
@@ -75,9 +82,9 @@ def csv_rows(stream: IO[bytes], after: int = 0) -> Iterator[tuple[int, list[str]
         text.detach()
 
 
-def xlsx_in_memory(stream: IO[bytes]) -> bool:
+def xlsx_in_memory(stream: IO[bytes], max_bytes: int = XLSX_IN_MEMORY_MAX_BYTES) -> bool:
     """Is the workbook small enough to be read by the in-memory reader (its sheets' and shared
-    strings' XML at most ``XLSX_IN_MEMORY_MAX_BYTES``)? Raises ValueError when it is not a zip."""
+    strings' XML at most ``max_bytes``)? Raises ValueError when it is not a zip."""
     try:
         with zipfile.ZipFile(stream) as book:
             size = sum(
@@ -88,18 +95,22 @@ def xlsx_in_memory(stream: IO[bytes]) -> bool:
         raise ValueError(f"not an XLSX file ({exc})") from None
     finally:
         stream.seek(0)
-    return size <= XLSX_IN_MEMORY_MAX_BYTES
+    return size <= max_bytes
 
 
 Sheet = tuple[int, Iterator[tuple[int, list[Any]]]]
 
 
-def xlsx_rows(stream: IO[bytes], after: int = 0, in_memory: bool | None = None) -> Sheet:
+def xlsx_rows(
+    stream: IO[bytes], after: int = 0, in_memory: bool | None = None,
+    in_memory_max_bytes: int = XLSX_IN_MEMORY_MAX_BYTES,
+) -> Sheet:  # fmt: skip
     """The first sheet's height (its last row's number; 0 if unknown) and ``(row number, cells)`` of
     each of its rows after row ``after``, cells as typed values (str, float or int, bool, date,
-    datetime; None or ``""`` when empty). ``in_memory``: which reader (by the file's size unless
-    told). Raises ValueError for a file that is not a readable XLSX workbook."""
-    if in_memory if in_memory is not None else xlsx_in_memory(stream):
+    datetime; None or ``""`` when empty). ``in_memory``: which reader (unless told, python-calamine
+    up to ``in_memory_max_bytes`` of XML, else openpyxl). Raises ValueError for a file that is not
+    a readable XLSX workbook."""
+    if in_memory if in_memory is not None else xlsx_in_memory(stream, in_memory_max_bytes):
         return _calamine_rows(stream, after)
     return _openpyxl_rows(stream, after)
 
@@ -155,6 +166,24 @@ def is_header(cells: list[Any], mapping: Mapping[int, str]) -> bool:
     return bool(mapping)
 
 
+def _not_a_date() -> date:
+    raise ValueError("not YYYY-MM-DD")
+
+
+def _boolean(cell: Any) -> bool:
+    if isinstance(cell, bool):
+        return cell
+    known = _BOOLEAN_WORDS.get(cell) if cell.__class__ is str else None
+    if known is not None:
+        return known
+    word = str(cell).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"{cell!r} is not true or false")
+
+
 def _text(cell: Any) -> str:
     """A cell as the text a spreadsheet shows: a whole number without ``.0`` (XLSX readers give
     numbers as floats), a date in ISO 8601, a boolean as ``true``/``false``."""
@@ -170,62 +199,105 @@ def _text(cell: Any) -> str:
 
 
 class Coercer:
-    """Cells to an entity's property values, under a locale and a timezone offset."""
+    """Cells to an entity's property values, under a locale and a timezone offset.
+
+    Each property's conversion is chosen once, from its schema, when the coercer is made: a file's
+    rows take a million calls each (bench/NOTES.md, "entity imports")."""
 
     def __init__(
         self, properties: Mapping[str, Mapping[str, Any]], locale: str = "en-US", tz_offset_min: int = 0
     ):
-        self._properties = properties
         tag = locale.strip().lower().replace("_", "-")
         self._month_first = tag in _MONTH_FIRST
         self._decimal_comma = tag.split("-")[0] not in _DECIMAL_POINT_LANGS
-        self._tz = timezone(timedelta(minutes=tz_offset_min))
+        self._offset = timedelta(minutes=tz_offset_min)
+        self._tz = timezone(self._offset)
+        self._convert: dict[str, Callable[[Any], Any]] = {
+            prop: self._converter(spec) for prop, spec in properties.items()
+        }
 
     def row(self, cells: list[Any], mapping: Mapping[int, str]) -> dict[str, Any]:
-        """The record of a row; raises ValueError naming the column and property at fault."""
-        out: dict[str, Any] = {}
-        for column, prop in mapping.items():
-            cell = cells[column - 1] if column <= len(cells) else None
-            if cell is None or (isinstance(cell, str) and not cell.strip()):
-                continue
-            try:
-                out[prop] = self.value(prop, cell)
-            except ValueError as exc:
-                raise ValueError(f"column {column} ({prop}): {exc}") from None
-        return out
+        """The record of a row ({} when every mapped cell is empty); raises ValueError naming the
+        column and property at fault."""
+        return self.rows(mapping)(cells)
+
+    def rows(self, mapping: Mapping[int, str]) -> Callable[[list[Any]], dict[str, Any]]:
+        """``row`` for one mapping, its columns' conversions looked up once."""
+        columns: list[tuple[int, int, str, Callable[[Any], Any]]] = [
+            (column, column - 1, prop, self._convert.get(prop, _text)) for column, prop in mapping.items()
+        ]
+
+        def row(cells: list[Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            width = len(cells)
+            for column, index, prop, convert in columns:
+                if column > width:
+                    continue
+                cell = cells[index]
+                if cell is None or cell == "" or (cell.__class__ is str and cell.isspace()):
+                    continue
+                try:
+                    out[prop] = convert(cell)
+                except ValueError as exc:
+                    raise ValueError(f"column {column} ({prop}): {exc}") from None
+            return out
+
+        return row
 
     def value(self, prop: str, cell: Any) -> Any:
-        spec = self._properties.get(prop, {})
+        """One cell as the value of ``prop``; raises ValueError."""
+        convert: Callable[[Any], Any] = self._convert.get(prop, _text)
+        return convert(cell)
+
+    def _converter(self, spec: Mapping[str, Any]) -> Callable[[Any], Any]:
         kind, fmt = spec.get("type"), spec.get("format")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), None)
         if kind == "integer":
-            number = (
-                cell
-                if isinstance(cell, int | float) and not isinstance(cell, bool)
-                else self._number(str(cell))
-            )
-            if float(number) != int(number):
-                raise ValueError(f"{cell!r} is not a whole number")
-            return int(number)
+            return self._integer
         if kind == "number":
-            if isinstance(cell, int | float) and not isinstance(cell, bool):
-                return cell
-            return self._number(str(cell))
+            return self._number_cell
         if kind == "boolean":
-            if isinstance(cell, bool):
-                return cell
-            word = str(cell).strip().lower()
-            if word in _TRUE:
-                return True
-            if word in _FALSE:
-                return False
-            raise ValueError(f"{cell!r} is not true or false")
+            return _boolean
         if fmt == "date":
-            return self._date(cell).isoformat()
+            return self._date_text
         if fmt == "date-time":
-            return self._date_time(cell).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return _text(cell)
+            return self._date_time_text
+        return _text
+
+    def _integer(self, cell: Any) -> int:
+        if cell.__class__ is str and cell.isascii() and cell.isdigit():
+            return int(cell)
+        number = (
+            cell if isinstance(cell, int | float) and not isinstance(cell, bool) else self._number(str(cell))
+        )
+        if float(number) != int(number):
+            raise ValueError(f"{cell!r} is not a whole number")
+        return int(number)
+
+    def _number_cell(self, cell: Any) -> int | float:
+        if isinstance(cell, int | float) and not isinstance(cell, bool):
+            return cell
+        if not self._decimal_comma and cell.__class__ is str and _PLAIN_DECIMAL.fullmatch(cell):
+            return float(cell) if "." in cell else int(cell)
+        return self._number(str(cell))
+
+    def _date_text(self, cell: Any) -> str:
+        if cell.__class__ is str and len(cell) == 10 and cell[4] == "-" and cell[5] != "W":
+            with contextlib.suppress(ValueError):  # else the general path words the error
+                return date.fromisoformat(cell).isoformat()  # YYYY-MM-DD, the common cell
+        return str(self._date(cell).isoformat())
+
+    def _date_time_text(self, cell: Any) -> str:
+        if cell.__class__ is str and len(cell) == 19 and cell[10] in " T" and cell[4] == "-":
+            # YYYY-MM-DD HH:MM:SS, the common cell: without an offset, so at timezoneOffset
+            with contextlib.suppress(ValueError):  # else the general path words the error
+                naive = datetime.fromisoformat(cell)
+                return (naive - self._offset if self._offset else naive).isoformat() + "Z"
+        moment = self._date_time(cell)
+        offset = moment.utcoffset()
+        utc = moment.replace(tzinfo=None) - offset if offset else moment.replace(tzinfo=None)
+        return utc.isoformat(timespec="seconds") + "Z"
 
     def _number(self, text: str) -> float | int:
         t = text.strip().replace("\u00a0", "").replace(" ", "")
@@ -247,7 +319,7 @@ class Coercer:
         m = _DATE_SLASHED.fullmatch(text)
         try:
             if m is None:
-                return datetime.strptime(text, "%Y-%m-%d").date()  # noqa: DTZ007 (a date, no time)
+                return date.fromisoformat(text) if len(text) == 10 else _not_a_date()
             first, second, year = (int(g) for g in m.groups())
             month, day = (first, second) if self._month_first else (second, first)
             return datetime(year, month, day, tzinfo=UTC).date()

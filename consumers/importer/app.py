@@ -47,7 +47,15 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         checker = LineChecker(registry, settings.max_line_bytes)
         blobs = DirectoryBlobStore(settings.upload_dir)
         jsonl = JsonlJob(jobs, blobs, checker, publisher, settings.keep_uploads, metrics)
-        entity = EntityJob(jobs, blobs, registry, publisher, settings.keep_uploads, metrics)
+        entity = EntityJob(
+            jobs,
+            blobs,
+            registry,
+            publisher,
+            settings.keep_uploads,
+            metrics,
+            settings.xlsx_in_memory_max_bytes,
+        )
         operation = OperationJob(jobs, registry, publisher, metrics)
         service = ImporterService(
             settings.kafka_bootstrap_servers, settings.group, settings.jobs_topic, jobs,

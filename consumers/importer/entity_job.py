@@ -28,7 +28,7 @@ from ingest_core.jobs import MAX_ERRORS, Job, JobStore, now
 from ingest_core.publish import Publisher
 from ingest_core.record import OutRecord
 from ingest_core.registry import Registry
-from ingest_core.tabular import csv_rows, is_header, xlsx_rows
+from ingest_core.tabular import XLSX_IN_MEMORY_MAX_BYTES, csv_rows, is_header, xlsx_rows
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class EntityJob:
     def __init__(
         self, jobs: JobStore, blobs: BlobStore, registry: Registry, publisher: Publisher,
         keep_uploads: bool, metrics: ImporterMetrics,
+        xlsx_in_memory_max_bytes: int = XLSX_IN_MEMORY_MAX_BYTES,
     ) -> None:  # fmt: skip
         self._jobs = jobs
         self._blobs = blobs
@@ -56,6 +57,7 @@ class EntityJob:
         self._publisher = publisher
         self._keep = keep_uploads
         self._metrics = metrics
+        self._xlsx_in_memory_max = xlsx_in_memory_max_bytes
 
     async def run(self, job: Job) -> None:
         if job.status in FINISHED:
@@ -89,7 +91,7 @@ class EntityJob:
         with stream:
             try:
                 rows, progress = await asyncio.to_thread(
-                    _open_rows, stream, request.file_type, job.checkpoint
+                    _open_rows, stream, request.file_type, job.checkpoint, self._xlsx_in_memory_max
                 )
                 return await self._import(job, request, mapper, rows, progress)
             except UnicodeDecodeError:
@@ -142,10 +144,12 @@ class EntityJob:
         await self._jobs.update(job_id, heartbeat_at=now(), **figures)
 
 
-def _open_rows(stream: IO[bytes], file_type: str, after: int) -> tuple[Rows, Callable[[int], int]]:
+def _open_rows(
+    stream: IO[bytes], file_type: str, after: int, xlsx_in_memory_max: int
+) -> tuple[Rows, Callable[[int], int]]:
     """The file's rows after row ``after``, and the progress (0-100) at a row number."""
     if file_type == "xlsx":
-        height, rows = xlsx_rows(stream, after)
+        height, rows = xlsx_rows(stream, after, in_memory_max_bytes=xlsx_in_memory_max)
         return rows, lambda row: row * 100 // max(1, height)
     size = max(1, os.fstat(stream.fileno()).st_size)
     return csv_rows(stream, after), lambda _row: _position(stream) * 100 // size
@@ -159,17 +163,14 @@ def _map_batch(rows: Rows, mapper: RowMapper, mapping: dict[int, str]) -> _Batch
         batch.last = number
         if number == 1 and is_header(cells, mapping):
             continue
-        if all(_empty(cells[c - 1]) for c in mapping if c <= len(cells)):
-            continue
         try:
-            batch.records.append(mapper.record(number, cells, syncts))
+            record = mapper.record(number, cells, syncts)
         except ValueError as exc:
             batch.bad.append({"row": number, "message": str(exc)[:512]})
+        else:
+            if record is not None:
+                batch.records.append(record)
     return batch
-
-
-def _empty(cell: Any) -> bool:
-    return cell is None or (isinstance(cell, str) and not cell.strip())
 
 
 def _position(stream: IO[bytes]) -> int:

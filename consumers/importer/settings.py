@@ -9,6 +9,7 @@ from pathlib import Path
 from ingest_core.env import env_choice, env_int, env_str
 from ingest_core.jsonl import DEFAULT_MAX_LINE_BYTES
 from ingest_core.runtime import event_loop_from_env
+from ingest_core.tabular import XLSX_IN_MEMORY_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,9 @@ class ImporterSettings:
     upload_dir: Path = Path("data/uploads")  # UPLOAD_DIR: where the uploaded files are
     keep_uploads: bool = False  # KEEP_UPLOADS: keep a finished import's file
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # MAX_LINE_BYTES: longer lines are refused
+    # XLSX_IN_MEMORY_MAX_BYTES: workbooks with at most this much sheet XML are read by the faster
+    # reader, which holds the sheet in memory; larger ones are streamed (0: always streamed)
+    xlsx_in_memory_max_bytes: int = XLSX_IN_MEMORY_MAX_BYTES
     delivery_timeout_ms: int = 10_000  # DELIVERY_TIMEOUT_MS: longest wait for Kafka's ack
     max_backoff_ms: int = 5000  # IMPORTER_MAX_BACKOFF_MS: cap of the retry backoff in an outage
     log_level: str = "info"  # LOG_LEVEL
@@ -43,6 +47,9 @@ class ImporterSettings:
             upload_dir=Path(env_str(env, "UPLOAD_DIR", str(d.upload_dir))),
             keep_uploads=env_choice(env, "KEEP_UPLOADS", "false", ("true", "false")) == "true",
             max_line_bytes=env_int(env, "MAX_LINE_BYTES", d.max_line_bytes, minimum=64),
+            xlsx_in_memory_max_bytes=env_int(
+                env, "XLSX_IN_MEMORY_MAX_BYTES", d.xlsx_in_memory_max_bytes, minimum=0
+            ),
             delivery_timeout_ms=env_int(env, "DELIVERY_TIMEOUT_MS", d.delivery_timeout_ms, minimum=100),
             max_backoff_ms=env_int(env, "IMPORTER_MAX_BACKOFF_MS", d.max_backoff_ms, minimum=10),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),

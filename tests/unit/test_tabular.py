@@ -158,3 +158,29 @@ def test_a_file_that_is_not_xlsx_is_refused() -> None:
 
 def test_whole_numbers_read_as_floats_are_text_without_a_point() -> None:
     assert Coercer({"phone": {"type": "string"}}).value("phone", 5551234.0) == "5551234"
+
+
+@pytest.mark.parametrize(
+    ("cell", "offset", "expected"),
+    [("2024-12-31 23:30:00", -300, "2025-01-01T04:30:00Z"), ("2024-12-31T23:30:00", 60, "2024-12-31T22:30:00Z"),
+     ("2024-12-31 23:30:00", 0, "2024-12-31T23:30:00Z"), ("2024-12-31T23:30:00+02:00", -300, "2024-12-31T21:30:00Z")],
+)  # fmt: skip
+def test_the_common_date_time_cell_is_placed_at_the_offset(cell: str, offset: int, expected: str) -> None:
+    assert (
+        Coercer({"t": {"type": "string", "format": "date-time"}}, tz_offset_min=offset).value("t", cell)
+        == expected
+    )
+
+
+@pytest.mark.parametrize(("cell", "prop"), [("2024-13-45", "d"), ("2024-13-45 10:00:00", "t")])
+def test_an_impossible_date_in_the_common_shape_is_worded_as_such(cell: str, prop: str) -> None:
+    coercer = Coercer(
+        {"d": {"type": "string", "format": "date"}, "t": {"type": "string", "format": "date-time"}}
+    )
+    with pytest.raises(ValueError, match="is not a date"):
+        coercer.value(prop, cell)
+
+
+@pytest.mark.parametrize(("word", "value"), [("TRUE", True), ("No", False), (" yes ", True), ("0", False)])
+def test_boolean_words_in_any_case(word: str, value: bool) -> None:
+    assert Coercer({"b": {"type": "boolean"}}).value("b", word) is value
