@@ -109,7 +109,11 @@ class EntityJob:
         in_flight: asyncio.Task[None] | None = None
         try:
             while True:
-                batch = await asyncio.to_thread(_map_batch, rows, mapper, request.mapping)
+                # Mapped on the loop (~50 ms a batch, under the GIL either way): made in a worker
+                # thread and freed here, the records cost a second malloc arena, ~40 MiB at 1M
+                # rows (bench/NOTES.md, "entity imports").
+                batch = _map_batch(rows, mapper, request.mapping)
+                await asyncio.sleep(0)  # the batch in flight's acknowledgement, the heartbeat
                 if batch.last == 0:
                     break
                 good, bad = len(batch.records), len(batch.bad)
@@ -156,7 +160,7 @@ def _open_rows(
 
 
 def _map_batch(rows: Rows, mapper: RowMapper, mapping: dict[int, str]) -> _Batch:
-    """The next ``BATCH_ROWS`` rows as records and errors (run in a worker thread)."""
+    """The next ``BATCH_ROWS`` rows as records and errors."""
     batch = _Batch()
     syncts = int(time.time() * 1000)
     for number, cells in take(rows, BATCH_ROWS):
