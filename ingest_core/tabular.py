@@ -30,7 +30,7 @@ from typing import IO, Any
 DELIMITERS = ",;\t|"
 _SNIFF_BYTES = 64 * 1024
 # Below this much sheet XML an XLSX file is read by python-calamine, which holds the sheet in memory
-# (about five times its XML) at twelve times openpyxl's speed; above it, by openpyxl's streaming
+# (about 1.8 times its XML) at ten times openpyxl's speed; above it, by openpyxl's streaming
 # read-only mode (bench/NOTES.md, "XLSX readers").
 XLSX_IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024
 # Locales whose dates put the month first, and whose numbers use a decimal point.
