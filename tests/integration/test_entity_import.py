@@ -275,12 +275,15 @@ async def test_bom_semicolons_quoted_newlines_locales_offsets_and_formulas(
         delimiter=";",
     )  # fmt: skip
     us = as_csv([["Bob", "-1+2", "9", "1,234.5", "1", "12/31/2024", "12/31/2024 23:30"]])
+    gb = as_csv([["Dora", "", "10", "1,234.5", "0", "31/12/2024", "31/12/2024 23:30"]])
     async with s.gateway() as gw:
         gb_job = await queued(gw, semicolons, locale="de-DE", timezoneOffset="60")
         us_job = await queued(gw, us, locale="en-US", timezoneOffset="-300")
+        en_gb_job = await queued(gw, gb, locale="en-GB")
         with s.importer():
             gb, _ = await until_done(gw, gb_job)
             done_us, _ = await until_done(gw, us_job)
+            done_gb, _ = await until_done(gw, en_gb_job)
         registry = gw.registry
     assert (gb["status"], gb["output"]["importedCount"], gb["output"]["failedCount"]) == (
         "COMPLETED",
@@ -290,7 +293,8 @@ async def test_bom_semicolons_quoted_newlines_locales_offsets_and_formulas(
     # Row 3 as a spreadsheet shows it: the quoted newline is inside row 2.
     assert gb["output"]["errors"] == [{"row": 3, "message": "column 5 (active): 'ja' is not true or false"}]
     assert done_us["status"] == "COMPLETED", done_us
-    events = {r["event_id"]: _event(r) for r in await persisted(kafka_bootstrap, registry, tmp_path, 3)}
+    assert done_gb["status"] == "COMPLETED", done_gb
+    events = {r["event_id"]: _event(r) for r in await persisted(kafka_bootstrap, registry, tmp_path, 4)}
     assert events[f"{gb_job}:2"] == {
         "name": "Ann\nSecond line", "email": '=HYPERLINK("http://x")', "age": 7, "balance": 1234.5, "active": True,
         "birthday": "2024-12-31", "signed_up": "2024-12-31T22:30:00Z", "domain": "acme.example",
@@ -298,6 +302,10 @@ async def test_bom_semicolons_quoted_newlines_locales_offsets_and_formulas(
     assert events[f"{gb_job}:4"] == {
         "name": "@SUM(A1)", "email": "+1", "age": 8, "balance": -2.5, "active": False, "birthday": "2024-02-01",
         "signed_up": "2024-01-31T22:00:00Z", "domain": "acme.example",
+    }  # fmt: skip
+    assert events[f"{en_gb_job}:1"] == {
+        "name": "Dora", "age": 10, "balance": 1234.5, "active": False, "birthday": "2024-12-31",
+        "signed_up": "2024-12-31T23:30:00Z", "domain": "acme.example",
     }  # fmt: skip
     assert events[f"{us_job}:1"] == {
         "name": "Bob", "email": "-1+2", "age": 9, "balance": 1234.5, "active": True, "birthday": "2024-12-31",
