@@ -12,7 +12,6 @@ are all empty is no row: it is neither imported nor counted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from consumers.importer.metrics import ImporterMetrics
-from consumers.importer.running import heartbeat, take
+from consumers.importer.running import OneInFlight, heartbeat, position, take
 from ingest_core.blobs import BlobStore
 from ingest_core.entity_import import EntityRequest, RowMapper
 from ingest_core.jobs import MAX_ERRORS, Job, JobStore, now
@@ -106,8 +105,7 @@ class EntityJob:
         # are stored (with its last row as the checkpoint) only once Kafka has acknowledged it and
         # the batch before it has been stored.
         total, imported, failed, errors = job.total, job.imported, job.failed, list(job.errors)
-        in_flight: asyncio.Task[None] | None = None
-        try:
+        async with OneInFlight() as in_flight:
             while True:
                 # Mapped on the loop (~50 ms a batch, under the GIL either way): made in a worker
                 # thread and freed here, the records cost a second malloc arena, ~40 MiB at 1M
@@ -124,17 +122,8 @@ class EntityJob:
                     "checkpoint": batch.last, "total": total, "imported": imported, "failed": failed,
                     "errors": list(errors), "progress": min(99, progress(batch.last)),
                 }  # fmt: skip
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.create_task(self._publish(job.id, mapper.topic, batch.records, figures))
-            if in_flight is not None:
-                await in_flight
-                in_flight = None
-        finally:
-            if in_flight is not None:
-                in_flight.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await in_flight
+                await in_flight.start(self._publish(job.id, mapper.topic, batch.records, figures))
+            await in_flight.finish()
         if total and not imported:
             return "FAILED", "no row could be imported"
         return "COMPLETED", None
@@ -156,7 +145,7 @@ def _open_rows(
         height, rows = xlsx_rows(stream, after, in_memory_max_bytes=xlsx_in_memory_max)
         return rows, lambda row: row * 100 // max(1, height)
     size = max(1, os.fstat(stream.fileno()).st_size)
-    return csv_rows(stream, after), lambda _row: _position(stream) * 100 // size
+    return csv_rows(stream, after), lambda _row: position(stream) * 100 // size
 
 
 def _map_batch(rows: Rows, mapper: RowMapper, mapping: dict[int, str]) -> _Batch:
@@ -175,10 +164,3 @@ def _map_batch(rows: Rows, mapper: RowMapper, mapping: dict[int, str]) -> _Batch
             if record is not None:
                 batch.records.append(record)
     return batch
-
-
-def _position(stream: IO[bytes]) -> int:
-    try:
-        return stream.tell()
-    except OSError:
-        return 0

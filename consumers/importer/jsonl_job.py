@@ -7,15 +7,14 @@ published as a second row. Its heartbeat is stored every second while it runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 from collections import defaultdict
-from typing import IO, Any
+from typing import Any
 
 from consumers.importer.metrics import ImporterMetrics
-from consumers.importer.running import heartbeat, take
+from consumers.importer.running import OneInFlight, heartbeat, position, take
 from ingest_core.blobs import BlobStore
 from ingest_core.jobs import MAX_ERRORS, Job, JobStore, now
 from ingest_core.jsonl import Bad, Good, LineChecker, NotUtf8, lines
@@ -73,12 +72,11 @@ class JsonlJob:
         # One batch is published and stored while the next is read and checked. Each batch's figures
         # are taken when it is checked, and stored (with its last line as the checkpoint) only once
         # Kafka has acknowledged it and the batch before it has been stored.
-        in_flight: asyncio.Task[None] | None = None
         total, imported, failed, errors = job.total, job.imported, job.failed, list(job.errors)
-        try:
-            with stream:
-                size = max(1, os.fstat(stream.fileno()).st_size)
-                numbered = lines(stream, self._checker.max_line_bytes, after=job.checkpoint)
+        with stream:
+            size = max(1, os.fstat(stream.fileno()).st_size)
+            numbered = lines(stream, self._checker.max_line_bytes, after=job.checkpoint)
+            async with OneInFlight() as in_flight:
                 while batch := await asyncio.to_thread(take, numbered, BATCH_LINES):
                     syncts = int(time.time() * 1000)
                     by_topic: dict[str, list[OutRecord]] = defaultdict(list)
@@ -99,19 +97,10 @@ class JsonlJob:
                     self._metrics.lines.labels("failed").inc(bad)
                     figures = {
                         "checkpoint": batch[-1][0], "total": total, "imported": imported, "failed": failed,
-                        "errors": list(errors), "progress": min(99, _position(stream) * 100 // size),
+                        "errors": list(errors), "progress": min(99, position(stream) * 100 // size),
                     }  # fmt: skip
-                    if in_flight is not None:
-                        await in_flight
-                    in_flight = asyncio.create_task(self._publish(job.id, by_topic, figures))
-                if in_flight is not None:
-                    await in_flight
-                    in_flight = None
-        finally:
-            if in_flight is not None:
-                in_flight.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await in_flight
+                    await in_flight.start(self._publish(job.id, by_topic, figures))
+                await in_flight.finish()
         if total and not imported:
             return "FAILED", "no line could be imported"
         return "COMPLETE", None
@@ -124,10 +113,3 @@ class JsonlJob:
         good = sum(map(len, by_topic.values()))
         self._metrics.lines.labels("imported").inc(good)
         await self._jobs.update(job_id, heartbeat_at=now(), **figures)
-
-
-def _position(stream: IO[bytes]) -> int:
-    try:
-        return stream.tell()
-    except OSError:
-        return 0

@@ -275,11 +275,11 @@ async def test_bom_semicolons_quoted_newlines_locales_offsets_and_formulas(
         delimiter=";",
     )  # fmt: skip
     us = as_csv([["Bob", "-1+2", "9", "1,234.5", "1", "12/31/2024", "12/31/2024 23:30"]])
-    gb = as_csv([["Dora", "", "10", "1,234.5", "0", "31/12/2024", "31/12/2024 23:30"]])
+    en_gb = as_csv([["Dora", "", "10", "1,234.5", "0", "31/12/2024", "31/12/2024 23:30"]])
     async with s.gateway() as gw:
         gb_job = await queued(gw, semicolons, locale="de-DE", timezoneOffset="60")
         us_job = await queued(gw, us, locale="en-US", timezoneOffset="-300")
-        en_gb_job = await queued(gw, gb, locale="en-GB")
+        en_gb_job = await queued(gw, en_gb, locale="en-GB")
         with s.importer():
             gb, _ = await until_done(gw, gb_job)
             done_us, _ = await until_done(gw, us_job)
