@@ -87,7 +87,7 @@ def create_app(
     app.cleanup_ctx.append(watch_malformed(metrics.count_malformed))
     app.cleanup_ctx.append(publisher_ctx)
     app.cleanup_ctx.append(jobs_context(settings.store_url, ctx.set_jobs))
-    routes = Routes(app, metrics)
+    routes = Routes(app, metrics, settings.access_log)
     ingest.add_routes(routes)
     source_import.add_routes(routes)
     app[jsonl_import.UPLOADS] = jsonl_import.uploads_from(settings, DirectoryBlobStore(settings.upload_dir))

@@ -20,6 +20,8 @@ from aiohttp import hdrs, web
 from gateway.errors import MethodNotAllowed, PayloadTooLarge, RouteNotFound, http_form
 from gateway.metrics import GatewayMetrics
 from gateway.responses import API_ID, error_body
+from gateway.tracing import HEADER as TRACE_HEADER
+from gateway.tracing import REQUEST_ID, request_id
 from ingest_core.errors import IngestError
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,17 @@ def _from_http(exc: web.HTTPException) -> IngestError | None:
     return None
 
 
-def wrap(route: str, handler: Handler, metrics: GatewayMetrics, render: Render = error_response) -> Handler:
+def wrap(
+    route: str, handler: Handler, metrics: GatewayMetrics, render: Render = error_response,
+    access_log: bool = False,
+) -> Handler:  # fmt: skip
     """``handler`` timed under the label ``route``, with every error rendered by ``render`` (the
-    ingestion API's envelope unless the route's family has its own)."""
+    ingestion API's envelope unless the route's family has its own), its request id echoed, and a
+    log line for it when ``access_log`` is on or it answered 500 or above."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
+        rid = request[REQUEST_ID] = request_id(request)
         try:
             response = await handler(request)
         except IngestError as error:
@@ -93,24 +100,43 @@ def wrap(route: str, handler: Handler, metrics: GatewayMetrics, render: Render =
             mapped = _from_http(exc)
             if mapped is None:
                 metrics.observe_request(route, request.method, exc.status, time.perf_counter() - start)
+                exc.headers[TRACE_HEADER] = rid
                 raise
             response = render(mapped, request.get(MSGID_KEY), None)
         except Exception:
             # Logged once here, answered generically: internals never reach the client.
-            log.exception("unhandled error on %s %s", request.method, route)
+            log.exception("unhandled error on %s %s", request.method, route, extra={"request_id": rid})
             response = render(IngestError(), request.get(MSGID_KEY), None)
-        metrics.observe_request(route, request.method, response.status, time.perf_counter() - start)
+        response.headers[TRACE_HEADER] = rid
+        elapsed = time.perf_counter() - start
+        metrics.observe_request(route, request.method, response.status, elapsed)
+        if access_log or response.status >= 500:
+            _log_request(request, route, response.status, elapsed, rid)
         return response
 
     return wrapped
 
 
+def _log_request(request: web.Request, route: str, status: int, elapsed_s: float, rid: str) -> None:
+    ms = round(elapsed_s * 1000, 3)
+    fields = {
+        "request_id": rid,
+        "route": route,
+        "method": request.method,
+        "status": status,
+        "duration_ms": ms,
+    }
+    level = logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "%s %s %d %.1f ms", request.method, route, status, ms, extra=fields)
+
+
 class Routes:
     """Adds routes to an app, each wrapped, each path also answering 405 for other methods."""
 
-    def __init__(self, app: web.Application, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: web.Application, metrics: GatewayMetrics, access_log: bool = False) -> None:
         self._router = app.router
         self._metrics = metrics
+        self._access_log = access_log
 
     def add(
         self, path: str, methods: Iterable[str], handler: Handler, expect: ExpectHandler | None = None,
@@ -121,7 +147,8 @@ class Routes:
         resource = self._router.add_resource(path)
         allowed = sorted(set(methods))
         for method in allowed:
-            resource.add_route(method, wrap(path, handler, self._metrics, render), expect_handler=expect)
+            wrapped = wrap(path, handler, self._metrics, render, self._access_log)
+            resource.add_route(method, wrapped, expect_handler=expect)
         allow_header = {"Allow": ", ".join(allowed)}
 
         async def not_allowed(request: web.Request) -> web.Response:
@@ -129,7 +156,9 @@ class Routes:
 
         # Tried after the methods above: aiohttp matches a resource's routes in the order added.
         resource.add_route(
-            hdrs.METH_ANY, wrap(path, not_allowed, self._metrics, render), expect_handler=expect
+            hdrs.METH_ANY,
+            wrap(path, not_allowed, self._metrics, render, self._access_log),
+            expect_handler=expect,
         )
 
     def add_not_found(self) -> None:
@@ -138,4 +167,8 @@ class Routes:
         async def not_found(_request: web.Request) -> web.Response:
             raise RouteNotFound()
 
-        self._router.add_route(hdrs.METH_ANY, "/{path:.*}", wrap(UNMATCHED, not_found, self._metrics))
+        self._router.add_route(
+            hdrs.METH_ANY,
+            "/{path:.*}",
+            wrap(UNMATCHED, not_found, self._metrics, access_log=self._access_log),
+        )

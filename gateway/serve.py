@@ -77,7 +77,7 @@ def _listen(settings: GatewaySettings) -> Listen:
 def _worker(settings: GatewaySettings, supervisor_pid: int) -> None:
     # An orphaned worker stops as on SIGTERM: it finishes the requests it holds, then exits.
     when_orphaned(supervisor_pid, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # Each worker reads the registry itself: it was validated by the supervisor a moment ago.
     sys.exit(serve(settings, load_registry(settings.topics_file)))
 

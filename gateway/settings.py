@@ -41,6 +41,10 @@ class GatewaySettings:
     # request holding a larger one is 413 and publishes nothing.
     kafka_max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     log_level: str = "info"  # LOG_LEVEL
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one object a line)
+    # ACCESS_LOG: a line per request (request id, route, status, duration); 5xx answers are
+    # logged either way
+    access_log: bool = False
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
     # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
     # aiohttp's default, 128, overflowed under the bench's burst of 1,000 connections (SYN retries).
@@ -96,6 +100,8 @@ class GatewaySettings:
                 env, "KAFKA_MAX_RECORD_BYTES", d.kafka_max_record_bytes, minimum=MIN_RECORD_BYTES
             ),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
+            access_log=env_choice(env, "ACCESS_LOG", "false", ("true", "false")) == "true",
+            log_format=env_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
             listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),
             max_connections=env_int(env, "GATEWAY_MAX_CONNECTIONS", d.max_connections, minimum=1),

@@ -38,6 +38,8 @@ class ServiceSettings(Protocol):
     @property
     def log_level(self) -> str: ...
     @property
+    def log_format(self) -> str: ...
+    @property
     def event_loop(self) -> str: ...
 
 
@@ -61,12 +63,27 @@ def start(
     except (SettingsError, RegistryError, ValueError) as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     logging.getLogger(program).debug("settings: %s", settings)
     return settings, registry
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """``LOG_FORMAT``: ``text`` lines, or ``json``: one object a line (``time``, ``level``,
+    ``logger``, ``message``, ``pid``, and what a line adds: ``request_id``, ``route``, ``status``,
+    ``duration_ms``...). Neither ever holds an event's payload or a secret: no log call is given one."""
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}{process}", style="{", timestamp="time",
+                rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
+            )
+        )  # fmt: skip
+        logging.basicConfig(level=level.upper(), handlers=[handler])
+        return
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
     )

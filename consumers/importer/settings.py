@@ -30,6 +30,7 @@ class ImporterSettings:
     delivery_timeout_ms: int = 10_000  # DELIVERY_TIMEOUT_MS: longest wait for Kafka's ack
     max_backoff_ms: int = 5000  # IMPORTER_MAX_BACKOFF_MS: cap of the retry backoff in an outage
     log_level: str = "info"  # LOG_LEVEL
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one object a line)
     event_loop: str = "uvloop"  # EVENT_LOOP
 
     @classmethod
@@ -53,5 +54,6 @@ class ImporterSettings:
             delivery_timeout_ms=env_int(env, "DELIVERY_TIMEOUT_MS", d.delivery_timeout_ms, minimum=100),
             max_backoff_ms=env_int(env, "IMPORTER_MAX_BACKOFF_MS", d.max_backoff_ms, minimum=10),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
+            log_format=env_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             event_loop=event_loop_from_env(env),
         )

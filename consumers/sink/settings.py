@@ -26,6 +26,7 @@ class SinkSettings:
     max_inflight_bytes: int = 64 * 1024 * 1024
     max_backoff_ms: int = 5000  # SINK_MAX_BACKOFF_MS: cap of the retry backoff when the store is down
     log_level: str = "info"  # LOG_LEVEL
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one object a line)
     event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
 
     @classmethod
@@ -46,5 +47,6 @@ class SinkSettings:
             max_inflight_bytes=env_int(env, "SINK_MAX_INFLIGHT_BYTES", d.max_inflight_bytes, minimum=1),
             max_backoff_ms=env_int(env, "SINK_MAX_BACKOFF_MS", d.max_backoff_ms, minimum=10),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
+            log_format=env_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             event_loop=event_loop_from_env(env),
         )

@@ -8,6 +8,7 @@ from gateway.body import content_coding, expect_continue, held_size, read_body, 
 from gateway.context import CONTEXT
 from gateway.handling import MSGID_KEY, Routes
 from gateway.responses import success_body
+from gateway.tracing import trace_records
 
 
 async def ingest(request: web.Request) -> web.Response:
@@ -20,6 +21,7 @@ async def ingest(request: web.Request) -> web.Response:
         held.resize(len(body))
         prepared = ctx.ingestor.prepare_body(request.match_info["dataset_id"], body)
         del body
+        trace_records(request, prepared.records)
         msgid = request[MSGID_KEY] = prepared.msgid
         held.add_events(len(prepared.records))
         sending = ctx.publish(prepared)

@@ -17,6 +17,7 @@ from gateway.body import content_coding, expect_continue, held_size, read_body, 
 from gateway.context import CONTEXT
 from gateway.errors import Forbidden
 from gateway.handling import Routes, message_error_response
+from gateway.tracing import trace_records
 from ingest_core.ids import new_import_id
 from ingest_core.jobs import SOURCE_KIND, Job, now
 from ingest_core.store import StoreUnavailable
@@ -45,6 +46,7 @@ async def source_import(request: web.Request) -> web.Response:
         import_id = new_import_id()
         prepared = ctx.source_importer.prepare(source_id, entries, import_id)
         del entries
+        trace_records(request, prepared.records)
         count = len(prepared.records)
         held.add_events(count)
         started = now()

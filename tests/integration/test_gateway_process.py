@@ -333,3 +333,67 @@ async def test_the_served_gateway_decodes_bodies_itself(kafka_bootstrap: str, tm
                     assert r.content_type == "application/json"
     finally:
         kill_all(proc)
+
+
+async def test_request_ids_and_trace_context_reach_kafka_and_the_json_log(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_port_pair()
+    env = registry_env(kafka_bootstrap, tmp_path, port)
+    topic = load_registry(Path(env["TOPICS_FILE"])).datasets["example"].entry_topic
+    assert topic is not None
+    proc = start_gateway({**env, "LOG_FORMAT": "json", "ACCESS_LOG": "true"})
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    try:
+        await wait_ready(port)
+        url = f"http://127.0.0.1:{port}/v2/data/in/example"
+        async with aiohttp.ClientSession() as session:
+            headers = {"X-Request-ID": "req-7f3a", "traceparent": parent}
+            async with session.post(
+                url,
+                json=envelope([{"eid": "payload-canary-91f"}, {"eid": "t2"}], msgid="traced"),
+                headers=headers,
+            ) as r:
+                assert (r.status, r.headers["X-Request-ID"]) == (200, "req-7f3a")
+            # No id, or one that is not sane (a space, too long): one is made.
+            for given in (None, "has space", "x" * 129):
+                extra = {} if given is None else {"X-Request-ID": given}
+                async with session.post(
+                    url, json=envelope({"eid": "t3"}, msgid="untraced"), headers=extra
+                ) as r:
+                    assert r.status == 200
+                    made = r.headers["X-Request-ID"]
+                    assert len(made) == 32
+                    assert int(made, 16) >= 0
+            async with session.get(
+                f"http://127.0.0.1:{port}/nowhere", headers={"X-Request-ID": "req-404"}
+            ) as r:
+                assert (r.status, r.headers["X-Request-ID"]) == (404, "req-404")
+        records = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 5)
+        traced = [
+            dict(m.headers() or []) for m in records if (dict(m.headers() or []).get("msgid") == b"traced")
+        ]
+        assert len(traced) == 2
+        for headers_of in traced:
+            assert (headers_of["request_id"], headers_of["traceparent"]) == (b"req-7f3a", parent.encode())
+        untraced = [
+            dict(m.headers() or []) for m in records if dict(m.headers() or []).get("msgid") == b"untraced"
+        ]
+        assert len(untraced) == 3
+        assert all("traceparent" not in h and len(h["request_id"] or b"") == 32 for h in untraced)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    lines = [orjson.loads(line) for line in out.splitlines() if line.startswith(b"{")]
+    assert lines, out
+    for line in lines:
+        assert {"time", "level", "logger", "message", "pid"} <= set(line), line
+    access = [line for line in lines if line.get("request_id") == "req-7f3a"]
+    assert len(access) == 1, lines
+    assert (access[0]["route"], access[0]["status"], access[0]["method"]) == (
+        "/v2/data/in/{dataset_id}",
+        200,
+        "POST",
+    )
+    assert access[0]["duration_ms"] > 0
+    assert b"payload-canary-91f" not in out  # never an event's payload

@@ -3,12 +3,13 @@ checkpoint never going backwards, errors capped; its table comes with the store'
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ingest_core.jobs import MAX_ERRORS, Job, open_job_store
 from ingest_core.store import open_store
+from ingest_core.store.migrations import LATEST
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +52,35 @@ async def test_the_sink_and_the_job_store_share_one_set_of_migrations(store_url:
     jobs = open_job_store(store_url)
     try:
         await jobs.migrate()
-        assert await records.migrate() == 2  # the jobs table's migration counted once
+        assert await records.migrate() == LATEST  # each migration counted once
     finally:
         await jobs.close()
         await records.close()
+
+
+async def test_latest_is_the_principals_last_job_of_its_kind(store_url: str) -> None:
+    jobs = open_job_store(store_url)
+    try:
+        await jobs.migrate()
+        assert await jobs.latest("import-operation", "p") is None
+        start = datetime(2024, 1, 1, tzinfo=UTC)
+        for i, (kind, principal) in enumerate(
+            [
+                ("import-operation", "p"),
+                ("import-operation", "p"),
+                ("entity-import", "p"),
+                ("import-operation", "q"),
+            ]
+        ):
+            at = start + timedelta(seconds=i)
+            await jobs.create(
+                Job(id=f"j{i}", kind=kind, status="x", principal=principal, created_at=at, updated_at=at)
+            )
+        got = await jobs.latest("import-operation", "p")
+        assert got is not None
+        assert got.id == "j1"
+    finally:
+        await jobs.close()
 
 
 async def test_a_conditional_update_happens_once(store_url: str) -> None:
