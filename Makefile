@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help venv run test test-timer lint unit integration kafka-up kafka-down kafka-fetch topics bench clean
+.PHONY: help venv run test test-timer lint unit integration kafka-up kafka-down kafka-fetch topics bench chart clean
 
 help:
 	@echo "make run         start local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, sink and gateway"
@@ -13,6 +13,7 @@ help:
 	@echo "make kafka-up    start the local single-node KRaft broker (KAFKA_LOCAL_PORT, default 9092)"
 	@echo "make kafka-down  stop it"
 	@echo "make bench       the benchmark harness (bench/)"
+	@echo "make chart       helm lint and kubeconform on the Helm chart (needs Go; builds its tools once)"
 
 # The marker is rebuilt when the dependencies change; a fresh machine needs only python3.
 $(BIN)/.installed: pyproject.toml
@@ -57,6 +58,9 @@ test: venv kafka-fetch lint
 test-timer: venv kafka-fetch
 	KAFKA_REPORT_WAKEUP=timer $(BIN)/pytest tests/integration/test_confluent_publisher.py \
 		tests/integration/test_ingest_kafka.py tests/integration/test_gateway_process.py
+
+chart: venv
+	helm/ci.sh
 
 bench: venv kafka-fetch
 	$(BIN)/python -m bench

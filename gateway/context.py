@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,11 +62,13 @@ class GatewayContext:
         )
 
     async def _delivered(self, sending: Coroutine[Any, Any, None], dataset: str, count: int) -> None:
+        start = time.perf_counter()
         try:
             await sending
         except Exception:
             self.metrics.observe_events(dataset, "failed", count)
             raise
+        self.metrics.kafka_ack.observe(time.perf_counter() - start)
         self.metrics.observe_events(dataset, "accepted", count)
         self.metrics.batch_size.observe(count)
 

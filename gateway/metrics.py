@@ -80,6 +80,8 @@ class GatewayMetrics(Collector):
         self._latency: dict[str, Histogram] = {}
         self._events: dict[tuple[str, str], list[int]] = {}
         self.batch_size = Histogram(_BATCH_BUCKETS)
+        # From handing a request's records to the producer to Kafka's acknowledgement of them all.
+        self.kafka_ack = Histogram(_LATENCY_BUCKETS)
         # Requests, bytes of their bodies and events in flight: set by whoever renders the metrics.
         self.inflight = (0, 0, 0)
         self.connections: ConnectionCounts | None = None  # set once listening
@@ -141,6 +143,12 @@ class GatewayMetrics(Collector):
         batch = HistogramMetricFamily("gateway_request_events", "Events per accepted request")
         batch.add_metric([], self.batch_size.buckets(), self.batch_size.sum)
         yield batch
+        ack = HistogramMetricFamily(
+            "gateway_kafka_ack_seconds",
+            "From a request's records handed to the producer to Kafka's ack of them all",
+        )
+        ack.add_metric([], self.kafka_ack.buckets(), self.kafka_ack.sum)
+        yield ack
         for name, what, value in zip(
             ("gateway_inflight_requests", "gateway_inflight_bytes", "gateway_inflight_events"),
             (

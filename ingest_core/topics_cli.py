@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             ("dataset", registry.datasets),
             ("source", registry.sources),
             ("type", registry.types),
+            ("entity", {name: entity.target for name, entity in registry.entities.items()}),
         ):
             for d in targets.values():
                 print(f"{kind}\t{d.id}\t{d.entry_topic or '-'}\tpartitions={d.partitions}\tbatch={d.batch}")

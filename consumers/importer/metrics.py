@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class ImporterMetrics:
@@ -19,6 +19,10 @@ class ImporterMetrics:
         self.jobs = Counter(
             "importer_jobs_finished", "Imports run to their end, by status", ["status"], registry=r
         )
+        self.duration = Histogram(
+            "importer_job_run_seconds", "How long a job's run took in this worker (resumed: its last run)",
+            ["kind"], registry=r, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+        )  # fmt: skip
         self.running = Gauge("importer_jobs_running", "Imports being run now", registry=r)
         self.retries = Counter(
             "importer_job_retries", "Imports resumed after the store or Kafka failed them", registry=r

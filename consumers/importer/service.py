@@ -122,7 +122,8 @@ class ImporterService:
                     log.error("import %s: no runner for its kind %r: skipped", job_id, job.kind)
                     return
                 self.running_job = job_id
-                await runner.run(job)
+                with self._metrics.duration.labels(job.kind).time():
+                    await runner.run(job)
             except (StoreUnavailable, IngestError) as exc:
                 log.warning("import %s: %s; resuming from its checkpoint in %.1fs", job_id, exc, backoff)
                 self._metrics.retries.inc()
