@@ -12,7 +12,7 @@ from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
 from gateway.jobs import jobs_context
 from gateway.metrics import GatewayMetrics
-from gateway.routes import entity_import, ingest, jsonl_import, operations, ops, source_import
+from gateway.routes import docs, entity_import, ingest, jsonl_import, operations, ops, source_import
 from gateway.settings import GatewaySettings
 from ingest_core.auth import Principals, load_principals
 from ingest_core.blobs import DirectoryBlobStore
@@ -95,5 +95,6 @@ def create_app(
     entity_import.add_routes(routes)
     operations.add_routes(routes)
     ops.add_routes(routes, app)
+    docs.add_routes(routes)
     routes.add_not_found()
     return app
