@@ -12,6 +12,7 @@ from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
 from gateway.jobs import jobs_context
 from gateway.metrics import GatewayMetrics
+from gateway.reload import reload_context
 from gateway.routes import docs, entity_import, ingest, jsonl_import, operations, ops, source_import
 from gateway.settings import GatewaySettings
 from ingest_core.auth import Principals, load_principals
@@ -87,6 +88,7 @@ def create_app(
     app.cleanup_ctx.append(watch_malformed(metrics.count_malformed))
     app.cleanup_ctx.append(publisher_ctx)
     app.cleanup_ctx.append(jobs_context(settings.store_url, ctx.set_jobs))
+    app.cleanup_ctx.append(reload_context(settings, keep_principals=principals is not None))
     routes = Routes(app, metrics, settings.access_log)
     ingest.add_routes(routes)
     source_import.add_routes(routes)

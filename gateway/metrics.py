@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -52,6 +53,15 @@ class Histogram:
         return out
 
 
+@dataclass(slots=True)
+class ConfigState:
+    """The configuration's reloads (``gateway.reload``)."""
+
+    generation: int = 1  # 1: the configuration read at start
+    load_seconds: float = 0.0  # how long the last good load took
+    failures: int = 0  # reloads refused
+
+
 class _RequestCell:
     """The request count of one (route, method, status) and its route's latency histogram."""
 
@@ -87,6 +97,7 @@ class GatewayMetrics(Collector):
         self.connections: ConnectionCounts | None = None  # set once listening
         self.malformed_requests = 0  # answered by aiohttp itself: see gateway.malformed
         self.producer_restarts = 0  # the publisher's: set by whoever renders the metrics
+        self.config = ConfigState()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -107,6 +118,10 @@ class GatewayMetrics(Collector):
                 latency = self._latency[route] = Histogram(_LATENCY_BUCKETS)
             cell = self._requests[key] = _RequestCell(latency)
         return cell
+
+    def set_datasets(self, datasets: Iterable[str]) -> None:
+        """The dataset ids labels may name (a reloaded registry's)."""
+        self._datasets = frozenset(datasets)
 
     def count_malformed(self) -> None:
         self.malformed_requests += 1
@@ -170,8 +185,24 @@ class GatewayMetrics(Collector):
             "Kafka producers replaced after the client declared them failed for good (a fatal error)",
             value=self.producer_restarts,
         )
-        if self.connections is not None:
-            c = self.connections
+        config = self.config
+        yield GaugeMetricFamily(
+            "gateway_config_generation",
+            "Configuration loaded: 1 at start, one more per reload",
+            value=config.generation,
+        )
+        yield GaugeMetricFamily(
+            "gateway_config_load_seconds",
+            "How long the last configuration load took",
+            value=config.load_seconds,
+        )
+        yield CounterMetricFamily(
+            "gateway_config_reload_failures",
+            "Reloads refused (the old configuration kept)",
+            value=config.failures,
+        )
+        c = self.connections
+        if c is not None:
             yield GaugeMetricFamily("gateway_connections_open", "Client connections open", value=c.open)
             yield CounterMetricFamily(
                 "gateway_connections_accepted", "Client connections accepted", value=c.accepted

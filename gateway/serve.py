@@ -98,8 +98,14 @@ def supervise(settings: GatewaySettings) -> int:
             if w.is_alive() and w.pid is not None:
                 os.kill(w.pid, signal.SIGTERM)
 
+    def reload(signum: int, _frame: FrameType | None) -> None:
+        for w in workers:
+            if w.is_alive() and w.pid is not None:
+                os.kill(w.pid, signal.SIGHUP)  # each worker reloads its own configuration
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     for w in workers:
         w.start()
     log.info("supervising %d gateway workers on port %d", len(workers), settings.port)

@@ -45,6 +45,9 @@ class GatewaySettings:
     # ACCESS_LOG: a line per request (request id, route, status, duration); 5xx answers are
     # logged either way
     access_log: bool = False
+    # WATCH_CONFIG: reload the registry, its schemas and AUTH_FILE when one changes on disk (they
+    # are reloaded on SIGHUP either way)
+    watch_config: bool = False
     workers: int = 1  # GATEWAY_WORKERS: processes sharing the port (SO_REUSEPORT)
     # GATEWAY_LISTEN_BACKLOG: connections the kernel holds until accepted (capped by somaxconn).
     # aiohttp's default, 128, overflowed under the bench's burst of 1,000 connections (SYN retries).
@@ -101,6 +104,7 @@ class GatewaySettings:
             ),
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             access_log=env_choice(env, "ACCESS_LOG", "false", ("true", "false")) == "true",
+            watch_config=env_choice(env, "WATCH_CONFIG", "false", ("true", "false")) == "true",
             log_format=env_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             workers=env_int(env, "GATEWAY_WORKERS", d.workers, minimum=1),
             listen_backlog=env_int(env, "GATEWAY_LISTEN_BACKLOG", d.listen_backlog, minimum=1),

@@ -397,3 +397,86 @@ async def test_request_ids_and_trace_context_reach_kafka_and_the_json_log(
     )
     assert access[0]["duration_ms"] > 0
     assert b"payload-canary-91f" not in out  # never an event's payload
+
+
+async def _statuses_until(stop: asyncio.Event, port: int, out: list[int]) -> None:
+    url = f"http://127.0.0.1:{port}/v2/data/in/example"
+    async with aiohttp.ClientSession() as session:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            async with session.post(url, json=envelope({"eid": "load"}, msgid=f"load-{i}")) as r:
+                out.append(r.status)
+
+
+async def _status_of(port: int, dataset: str) -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"http://127.0.0.1:{port}/v2/data/in/{dataset}", json=envelope({"eid": "x"})
+        ) as r:
+            return r.status
+
+
+async def _until_status(port: int, dataset: str, status: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (got := await _status_of(port, dataset)) != status:
+        assert time.monotonic() < deadline, f"{dataset}: still {got}"
+        await asyncio.sleep(0.1)
+
+
+def _with_orders(env: dict[str, str], kafka_bootstrap: str) -> None:
+    """The registry once more, with a dataset ``orders`` (its topic made by the reload)."""
+    path = Path(env["TOPICS_FILE"])
+    doc = load_registry(path)
+    example = doc.datasets["example"]
+    write_registry(path, [
+        {"id": "example", "entry_topic": example.entry_topic, "schema": str(EXAMPLE_SCHEMA)},
+        {"id": "orders", "entry_topic": unique("ingest.orders")},
+    ])  # fmt: skip
+
+
+async def test_sighup_reloads_the_registry_under_load_and_refuses_a_bad_one(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_port_pair()
+    env = registry_env(kafka_bootstrap, tmp_path, port)
+    proc = start_gateway(env)
+    stop, statuses = asyncio.Event(), list[int]()
+    try:
+        await wait_ready(port)
+        assert await _status_of(port, "orders") == 404
+        load = asyncio.create_task(_statuses_until(stop, port, statuses))
+        await asyncio.sleep(0.5)
+        _with_orders(env, kafka_bootstrap)
+        proc.send_signal(signal.SIGHUP)
+        await _until_status(port, "orders", 200)
+        await asyncio.to_thread(Path(env["TOPICS_FILE"]).write_text, "datasets: [ {id: ", "utf-8")
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(1.5)
+        assert await _status_of(port, "orders") == 200  # the old configuration stays in force
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as r:
+            text = await r.text()
+        assert metric_value(text, "gateway_config_generation") == 2
+        assert metric_value(text, "gateway_config_reload_failures_total") == 1
+        stop.set()
+        await load
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert len(statuses) > 50
+    assert set(statuses) == {200}, statuses  # not one request failed while the configuration changed
+    assert b"configuration reloaded (generation 2)" in out
+    assert b"configuration reload refused, the old configuration stays in force" in out
+
+
+async def test_watch_config_reloads_a_changed_registry(kafka_bootstrap: str, tmp_path: Path) -> None:
+    port = free_port_pair()
+    env = registry_env(kafka_bootstrap, tmp_path, port)
+    proc = start_gateway({**env, "WATCH_CONFIG": "true"})
+    try:
+        await wait_ready(port)
+        assert await _status_of(port, "orders") == 404
+        _with_orders(env, kafka_bootstrap)
+        await _until_status(port, "orders", 200)
+    finally:
+        kill_all(proc)
