@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final, TypedDict
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from gateway.reload import reload_context
 from gateway.routes import docs, entity_import, ingest, jsonl_import, operations, ops, source_import
 from gateway.settings import GatewaySettings
 from ingest_core.auth import Principals, load_principals
-from ingest_core.blobs import DirectoryBlobStore
+from ingest_core.blobs import BlobStore, open_blob_store
 from ingest_core.malformed import watch_malformed
 from ingest_core.prepare import Ingestor
 from ingest_core.publish import ProducerOptions, Publisher, open_publisher
@@ -51,6 +51,15 @@ def make_publisher(settings: GatewaySettings) -> Publisher:
         max_record_bytes=settings.kafka_max_record_bytes,
     )
     return open_publisher(settings.publisher, options)
+
+
+def _started(blobs: BlobStore) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        await blobs.start()
+        yield
+        await blobs.close()
+
+    return context
 
 
 def create_app(
@@ -92,7 +101,9 @@ def create_app(
     routes = Routes(app, metrics, settings.access_log)
     ingest.add_routes(routes)
     source_import.add_routes(routes)
-    app[jsonl_import.UPLOADS] = jsonl_import.uploads_from(settings, DirectoryBlobStore(settings.upload_dir))
+    blobs = open_blob_store(settings.blob_store_url, settings.upload_dir)
+    app.cleanup_ctx.append(_started(blobs))
+    app[jsonl_import.UPLOADS] = jsonl_import.uploads_from(settings, blobs)
     jsonl_import.add_routes(routes)
     entity_import.add_routes(routes)
     operations.add_routes(routes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ingest_core.errors import (
+    BlobStoreDown,
     Conflict,
     DatasetNotFound,
     EntityNotFound,
@@ -87,6 +88,7 @@ HTTP: dict[type[IngestError], HttpForm] = {
     EntityNotFound: HttpForm(404, "NOT_FOUND"),
     Conflict: HttpForm(409, "CONFLICT"),
     StoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
+    BlobStoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
     UnsupportedMedia: HttpForm(415, "UNSUPPORTED_MEDIA_TYPE"),
 }
 

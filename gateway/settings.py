@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest_core.blobs import blob_store_url
 from ingest_core.env import SettingsError, env_choice, env_float, env_int, env_opt, env_str
 from ingest_core.publish import DEFAULT_MAX_RECORD_BYTES
 from ingest_core.runtime import event_loop_from_env
@@ -67,6 +68,9 @@ class GatewaySettings:
     # STORE_URL: where the import APIs keep their jobs (the sink's store).
     store_url: str = "sqlite:///./data/ingest.db"
     upload_dir: Path = Path("data/uploads")  # UPLOAD_DIR: where uploaded files wait for their import
+    # BLOB_STORE_URL: s3://bucket/prefix keeps uploads in S3 (endpoint, region and credentials from
+    # the AWS_* variables; UPLOAD_DIR is then scratch space); unset, in UPLOAD_DIR
+    blob_store_url: str | None = None
     max_upload_bytes: int = 1024 * MIB  # MAX_UPLOAD_BYTES: larger uploads get 413
     # UPLOAD_SIGNING_KEY: signs upload URLs; every gateway of a deployment needs the same one.
     # Unset: a random one made at start (URLs then die with the process), with a warning.
@@ -120,6 +124,7 @@ class GatewaySettings:
             auth_file=Path(auth) if (auth := env_opt(env, "AUTH_FILE")) else None,
             store_url=env_str(env, "STORE_URL", d.store_url),
             upload_dir=Path(env_str(env, "UPLOAD_DIR", str(d.upload_dir))),
+            blob_store_url=blob_store_url(env),
             max_upload_bytes=env_int(env, "MAX_UPLOAD_BYTES", d.max_upload_bytes, minimum=1),
             upload_signing_key=env_opt(env, "UPLOAD_SIGNING_KEY"),
             public_base_url=env_opt(env, "PUBLIC_BASE_URL"),

@@ -126,6 +126,14 @@ class StoreDown(IngestError):
     default_message = "The job store is unavailable; retry later"
 
 
+class BlobStoreDown(IngestError):
+    """The blob store (the uploads' directory or S3 bucket) did not answer: nothing was kept."""
+
+    code = "BLOB_STORE_UNAVAILABLE"
+    retriable = True
+    default_message = "The upload store is unavailable; retry later"
+
+
 class UnsupportedMedia(IngestError):
     """A body in a form the route does not take."""
 

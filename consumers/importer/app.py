@@ -17,7 +17,7 @@ from consumers.importer.metrics import ImporterMetrics
 from consumers.importer.operation_job import OperationJob
 from consumers.importer.service import ImporterService
 from consumers.importer.settings import ImporterSettings
-from ingest_core.blobs import DirectoryBlobStore
+from ingest_core.blobs import open_blob_store
 from ingest_core.jobs import ENTITY_KIND, JSONL_KIND, OPERATION_KIND, JobStore, open_job_store
 from ingest_core.jsonl import LineChecker
 from ingest_core.publish import ProducerOptions, open_publisher
@@ -45,7 +45,8 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         await publisher.start()
         jobs = open_job_store(settings.store_url)
         checker = LineChecker(registry, settings.max_line_bytes)
-        blobs = DirectoryBlobStore(settings.upload_dir)
+        blobs = open_blob_store(settings.blob_store_url, settings.upload_dir)
+        await blobs.start()
         jsonl = JsonlJob(jobs, blobs, checker, publisher, settings.keep_uploads, metrics)
         entity = EntityJob(
             jobs,
@@ -71,6 +72,7 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         service.close()
         await publisher.close()
         await jobs.close()
+        await blobs.close()
 
     def ready() -> tuple[bool, dict[str, Any]]:
         service = app.get(SERVICE)

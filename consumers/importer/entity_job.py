@@ -84,7 +84,7 @@ class EntityJob:
         request = EntityRequest.from_payload(job.request["payload"])
         mapper = RowMapper(entity, job.id, request)
         try:
-            stream = await asyncio.to_thread(self._blobs.open, job.id)
+            stream = await self._blobs.open(job.id)
         except FileNotFoundError:
             return "FAILED", "the uploaded file is missing"
         with stream:

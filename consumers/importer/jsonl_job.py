@@ -66,7 +66,7 @@ class JsonlJob:
 
     async def _read(self, job: Job) -> tuple[str, str | None]:
         try:
-            stream = await asyncio.to_thread(self._blobs.open, job.id)
+            stream = await self._blobs.open(job.id)
         except FileNotFoundError:
             return "FAILED", "the uploaded file is missing"
         # One batch is published and stored while the next is read and checked. Each batch's figures

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest_core.blobs import blob_store_url
 from ingest_core.env import env_choice, env_int, env_str
 from ingest_core.jsonl import DEFAULT_MAX_LINE_BYTES
 from ingest_core.runtime import event_loop_from_env
@@ -22,6 +23,9 @@ class ImporterSettings:
     host: str = "127.0.0.1"  # IMPORTER_HOST: address of /health, /ready, /metrics
     port: int = 9102  # IMPORTER_PORT
     upload_dir: Path = Path("data/uploads")  # UPLOAD_DIR: where the uploaded files are
+    # BLOB_STORE_URL: s3://bucket/prefix keeps uploads in S3 (endpoint, region and credentials from
+    # the AWS_* variables; UPLOAD_DIR is then scratch space); unset, in UPLOAD_DIR
+    blob_store_url: str | None = None
     keep_uploads: bool = False  # KEEP_UPLOADS: keep a finished import's file
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # MAX_LINE_BYTES: longer lines are refused
     # XLSX_IN_MEMORY_MAX_BYTES: workbooks with at most this much sheet XML are read by the faster
@@ -46,6 +50,7 @@ class ImporterSettings:
             host=env_str(env, "IMPORTER_HOST", d.host),
             port=env_int(env, "IMPORTER_PORT", d.port),
             upload_dir=Path(env_str(env, "UPLOAD_DIR", str(d.upload_dir))),
+            blob_store_url=blob_store_url(env),
             keep_uploads=env_choice(env, "KEEP_UPLOADS", "false", ("true", "false")) == "true",
             max_line_bytes=env_int(env, "MAX_LINE_BYTES", d.max_line_bytes, minimum=64),
             xlsx_in_memory_max_bytes=env_int(

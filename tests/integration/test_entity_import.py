@@ -71,8 +71,10 @@ BAD_KINDS = [
 
 
 class Setup:
-    def __init__(self, bootstrap: str, tmp_path: Path, store_url: str | None = None) -> None:
-        self.bootstrap, self.tmp = bootstrap, tmp_path
+    def __init__(
+        self, bootstrap: str, tmp_path: Path, store_url: str | None = None, blob_store_url: str | None = None
+    ) -> None:
+        self.bootstrap, self.tmp, self.blob_store_url = bootstrap, tmp_path, blob_store_url
         self.jobs_topic = unique("jobs")
         self.topic = unique("entity.customers")
         self.entities = [
@@ -85,14 +87,14 @@ class Setup:
         await asyncio.to_thread(ensure_topics, self.bootstrap, [TopicSpec(self.jobs_topic, 3)])
         async with running_gateway(
             self.bootstrap, [], self.tmp, principals=PRINCIPALS, entities=self.entities,
-            jobs_topic=self.jobs_topic, store_url=self.store_url, **overrides,
+            jobs_topic=self.jobs_topic, store_url=self.store_url, blob_store_url=self.blob_store_url, **overrides,
         ) as gw:  # fmt: skip
             yield gw
 
     @contextmanager
     def importer(self) -> Iterator[subprocess.Popen[bytes]]:
         with importer_process(
-            self.bootstrap, self.tmp, self.store_url, self.jobs_topic, free_port_pair()
+            self.bootstrap, self.tmp, self.store_url, self.jobs_topic, free_port_pair(), self.blob_store_url
         ) as p:
             yield p
 
@@ -228,7 +230,18 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
 async def test_ten_thousand_rows_with_fifty_bad_ones(
     kafka_bootstrap: str, tmp_path: Path, store_url: str, file_type: str
 ) -> None:
-    s = Setup(kafka_bootstrap, tmp_path, store_url)  # the jobs on SQLite, then on PostgreSQL
+    # The jobs on SQLite, then on PostgreSQL.
+    await ten_thousand_rows(Setup(kafka_bootstrap, tmp_path, store_url), tmp_path, file_type)
+
+
+async def test_ten_thousand_rows_with_the_file_in_s3(
+    kafka_bootstrap: str, tmp_path: Path, s3_bucket: str
+) -> None:
+    await ten_thousand_rows(Setup(kafka_bootstrap, tmp_path, blob_store_url=s3_bucket), tmp_path, "csv")
+
+
+async def ten_thousand_rows(s: Setup, tmp_path: Path, file_type: str) -> None:
+    kafka_bootstrap = s.bootstrap
     rows, bad = table(10_000, 200)
     assert len(bad) == 50
     data = as_csv(rows) if file_type == "csv" else as_xlsx(rows)

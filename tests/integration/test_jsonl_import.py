@@ -51,8 +51,10 @@ REFERENCE = b"""{"type": "user_profile", "data": {"user_id": "12345", "name": "J
 
 
 class Setup:
-    def __init__(self, bootstrap: str, tmp_path: Path, store_url: str | None = None) -> None:
-        self.bootstrap, self.tmp = bootstrap, tmp_path
+    def __init__(
+        self, bootstrap: str, tmp_path: Path, store_url: str | None = None, blob_store_url: str | None = None
+    ) -> None:
+        self.bootstrap, self.tmp, self.blob_store_url = bootstrap, tmp_path, blob_store_url
         self.jobs_topic = unique("jobs")
         self.types = [
             {"type": "user_profile", "topic": unique("import.user"), "schema": str(SCHEMA)},
@@ -65,7 +67,7 @@ class Setup:
         await asyncio.to_thread(ensure_topics, self.bootstrap, [TopicSpec(self.jobs_topic, 3)])
         async with running_gateway(
             self.bootstrap, [], self.tmp, principals=PRINCIPALS, types=self.types, jobs_topic=self.jobs_topic,
-            upload_signing_key=KEY, store_url=self.store_url,
+            upload_signing_key=KEY, store_url=self.store_url, blob_store_url=self.blob_store_url,
         ) as gw:  # fmt: skip
             yield gw
 
@@ -73,7 +75,7 @@ class Setup:
     def importer(self) -> Iterator[subprocess.Popen[bytes]]:
         self.importer_port = free_port_pair()
         with importer_process(
-            self.bootstrap, self.tmp, self.store_url, self.jobs_topic, self.importer_port
+            self.bootstrap, self.tmp, self.store_url, self.jobs_topic, self.importer_port, self.blob_store_url
         ) as p:
             yield p
 
@@ -130,10 +132,17 @@ async def until_done(
     raise AssertionError(f"import {import_id} not done in {timeout_s}s")
 
 
+@pytest.fixture(params=["directory", "s3"])
+def blob_store_url(request: pytest.FixtureRequest) -> str | None:
+    """Where uploads wait: UPLOAD_DIR, or a bucket of a real S3-compatible server."""
+    return None if request.param == "directory" else str(request.getfixturevalue("s3_bucket"))
+
+
 async def test_the_references_lines_end_up_as_rows_on_their_types_topics(
-    kafka_bootstrap: str, tmp_path: Path, store_url: str
+    kafka_bootstrap: str, tmp_path: Path, store_url: str, blob_store_url: str | None
 ) -> None:
-    s = Setup(kafka_bootstrap, tmp_path, store_url)  # the jobs on SQLite, then on PostgreSQL
+    # The jobs on SQLite, then on PostgreSQL; the uploads in a directory, then in S3.
+    s = Setup(kafka_bootstrap, tmp_path, store_url, blob_store_url)
     async with s.gateway() as gw:
         import_id, path = await new_import(gw)
         code, body = await upload(gw, path, REFERENCE)
@@ -160,7 +169,8 @@ async def test_the_references_lines_end_up_as_rows_on_their_types_topics(
         (f"{import_id}:2", "transaction", s.types[1]["topic"]),
         (f"{import_id}:3", "user_profile", s.types[0]["topic"]),
     ]
-    assert not (tmp_path / "uploads" / import_id).exists()  # a finished import's file is deleted
+    if blob_store_url is None:
+        assert not (tmp_path / "uploads" / import_id).exists()  # a finished import's file is deleted
 
 
 def _big_file(lines: int, bad_every: int) -> tuple[bytes, dict[int, str]]:

@@ -59,6 +59,28 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
   value: /app/topics.yaml
 - name: UPLOAD_DIR
   value: /data/uploads
+{{- with .Values.uploads.s3 }}
+{{- if .url }}
+- name: BLOB_STORE_URL
+  value: {{ .url | quote }}
+{{- with .endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: AWS_ACCESS_KEY_ID}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: AWS_SECRET_ACCESS_KEY}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if or .Values.store.url .Values.store.existingSecret }}
 - name: STORE_URL
   valueFrom:
