@@ -40,6 +40,7 @@ class Dataset:
     entry_topic: str | None
     partitions: int
     replication_factor: int | None
+    min_insync_replicas: int | None
     key: str | None
     dedup_key: str | None
     batch: bool
@@ -136,6 +137,7 @@ def parse_registry(doc: Any, source: Path) -> Registry:
             entry_topic=item.get("entry_topic"),
             partitions=item.get("partitions", DEFAULT_PARTITIONS),
             replication_factor=item.get("replication_factor"),
+            min_insync_replicas=_min_isr(item, where, source),
             key=item.get("key"),
             dedup_key=item.get("dedup_key"),
             batch=item.get("batch", True),
@@ -150,7 +152,12 @@ def parse_registry(doc: Any, source: Path) -> Registry:
     for i, item in enumerate(doc.get("sources", [])):
         claim(item["id"], f"sources[{i}].id")
         sources[item["id"]] = records[item["id"]] = _target(
-            item["id"], item, entry_file, entry_schema, entry_validator
+            item["id"],
+            item,
+            entry_file,
+            entry_schema,
+            entry_validator,
+            _min_isr(item, f"sources[{i}]", source),
         )
     types: dict[str, Dataset] = {}
     for i, item in enumerate(doc.get("types", [])):
@@ -160,7 +167,7 @@ def parse_registry(doc: Any, source: Path) -> Registry:
             type_file = (source.parent / item["schema"]).resolve()
             type_schema, type_validator = _load_dataset_schema(type_file, f"types[{i}].schema", source)
         types[item["type"]] = records[item["type"]] = _target(
-            item["type"], item, type_file, type_schema, type_validator
+            item["type"], item, type_file, type_schema, type_validator, _min_isr(item, f"types[{i}]", source)
         )
     entities: dict[str, Entity] = {}
     for i, item in enumerate(doc.get("entities", [])):
@@ -178,7 +185,9 @@ def parse_registry(doc: Any, source: Path) -> Registry:
                 f'{source}: {where}.schema: "domain" is set from the request\'s domain header on every'
                 " record: an entity may not declare it as a property"
             )
-        records[item["id"]] = _target(item["id"], item, entity_file, entity_schema, entity_validator)
+        records[item["id"]] = _target(
+            item["id"], item, entity_file, entity_schema, entity_validator, _min_isr(item, where, source)
+        )
         entities[item["id"]] = Entity(records[item["id"]], properties)
     return Registry(
         path=source, datasets=datasets, sources=sources, types=types, entities=entities, records=records
@@ -187,14 +196,15 @@ def parse_registry(doc: Any, source: Path) -> Registry:
 
 def _target(
     name: str, item: Mapping[str, Any], schema_file: Path | None, schema: dict[str, Any] | None,
-    validator: SchemaValidator | None,
+    validator: SchemaValidator | None, min_insync_replicas: int | None,
 ) -> Dataset:  # fmt: skip
-    """A source or a type as the Dataset of its records: keyed and identified by the import."""
+    """A source, a type or an entity as the Dataset of its records: keyed and identified by the import."""
     return Dataset(
         id=name,
         entry_topic=item["topic"],
         partitions=item.get("partitions", DEFAULT_PARTITIONS),
         replication_factor=item.get("replication_factor"),
+        min_insync_replicas=min_insync_replicas,
         key=None,
         dedup_key=None,
         batch=True,
@@ -202,6 +212,18 @@ def _target(
         validator=validator,
         event_type=compile_event_type(schema, [], _uncompiled(name, schema_file)),
     )
+
+
+def _min_isr(item: Mapping[str, Any], where: str, source: Path) -> int | None:
+    """``min_insync_replicas``, when given, no more than the replication factor (a topic whose every
+    write needs more replicas than it has would refuse them all)."""
+    value: int | None = item.get("min_insync_replicas")
+    factor = item.get("replication_factor")
+    if value is not None and factor is not None and value > factor:
+        raise RegistryError(
+            f"{source}: {where}.min_insync_replicas: {value} is more than its replication_factor {factor}"
+        )
+    return value
 
 
 def load_registry(path: Path) -> Registry:

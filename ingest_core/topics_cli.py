@@ -36,7 +36,12 @@ def topic_specs(
     """Every topic the system needs: each dataset's, source's and type's, the dead-letter topic and
     the import commands' topic."""
     specs = [
-        TopicSpec(d.entry_topic, d.partitions, d.replication_factor)
+        TopicSpec(
+            d.entry_topic,
+            d.partitions,
+            d.replication_factor,
+            () if d.min_insync_replicas is None else (("min.insync.replicas", str(d.min_insync_replicas)),),
+        )
         for d in registry.records.values()
         if d.entry_topic
     ]

@@ -16,6 +16,8 @@
 #   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx1g)
 #   KAFKA_START_TIMEOUT seconds to wait for the broker to answer metadata requests (default 90)
 #   VENV               the project's venv, for its JDK (default .venv beside scripts/)
+#   KAFKA_LOCAL_BROKERS nodes (default 1); more: scripts/kafka_cluster.py runs them (up|down|status|
+#                      kill N|start N), on ports KAFKA_LOCAL_PORT.. and replication factor 3
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -168,6 +170,11 @@ down() {
   rm -f "$pidfile"
   echo "kafka.sh: stopped broker on 127.0.0.1:$port" >&2
 }
+
+# Several nodes (KAFKA_LOCAL_BROKERS > 1): the cluster script, on these jars and this Java.
+if [ "${KAFKA_LOCAL_BROKERS:-1}" -gt 1 ] && [ "${1:-}" != fetch ] && [ "${1:-}" != java ] && [ "${1:-}" != lock ]; then
+  exec python3 "$here/kafka_cluster.py" "$@"
+fi
 
 case "${1:-}" in
   fetch) fetch; echo "$libs" ;;

@@ -141,6 +141,13 @@ def test_the_project_registry_has_the_references_source_and_types() -> None:
             "entities[0]: 'schema' is a required property",
         ),
         (
+            {
+                "datasets": [],
+                "types": [{"type": "t", "topic": "t", "replication_factor": 1, "min_insync_replicas": 2}],
+            },
+            "types[0].min_insync_replicas: 2 is more than its replication_factor 1",
+        ),
+        (
             {"datasets": [], "entities": [{"id": "e", "topic": "t", "schema": "no_properties.json"}]},
             'must declare the entity\'s "properties"',
         ),
