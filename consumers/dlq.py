@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from ingest_core.kafka import client_settings
+
 log = logging.getLogger(__name__)
 
 # librdkafka refuses a record over its message.max.bytes (1,000,000 by default) before sending it.
@@ -68,16 +70,18 @@ class DeadLetterWriter:
 
     def _new_producer(self) -> Producer:
         return Producer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "client.id": self._client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "message.timeout.ms": int(self._timeout_s * 1000),
-                "message.max.bytes": _CLIENT_MAX_MESSAGE_BYTES,
-                "logger": logging.getLogger("librdkafka.dlq"),
-            }
+            client_settings(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "client.id": self._client_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "message.timeout.ms": int(self._timeout_s * 1000),
+                    "message.max.bytes": _CLIENT_MAX_MESSAGE_BYTES,
+                    "logger": logging.getLogger("librdkafka.dlq"),
+                }
+            )
         )
 
     def _flush(self, producer: Producer) -> int:

@@ -28,6 +28,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from ingest_core.kafka import client_settings
+
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[Message]], Coroutine[Any, Any, bool]]
@@ -73,24 +75,26 @@ class BatchRunner:
         self._all_persisted = threading.Event()
         self._all_persisted.set()
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "client.id": client_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                # A store outage is retried without polling; allow it 10 minutes before the group
-                # considers this member gone (its batch is then redelivered, harmlessly).
-                "max.poll.interval.ms": 600_000,
-                # Once a partition's prefetch queue passes its bound (queued.min.messages,
-                # queued.max.messages.kbytes: both left as they are), librdkafka fetches that
-                # partition again only after this backoff, 1,000 ms by default, although the queue
-                # drains in a fraction of it: a backlog was read with the consumer idle most of
-                # the time (figures: bench/NOTES.md, "fetch.queue.backoff.ms").
-                "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
-                "logger": logging.getLogger("librdkafka.consumer"),
-                "on_commit": self._on_commit,
-            }
+            client_settings(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": group,
+                    "client.id": client_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    # A store outage is retried without polling; allow it 10 minutes before the group
+                    # considers this member gone (its batch is then redelivered, harmlessly).
+                    "max.poll.interval.ms": 600_000,
+                    # Once a partition's prefetch queue passes its bound (queued.min.messages,
+                    # queued.max.messages.kbytes: both left as they are), librdkafka fetches that
+                    # partition again only after this backoff, 1,000 ms by default, although the queue
+                    # drains in a fraction of it: a backlog was read with the consumer idle most of
+                    # the time (figures: bench/NOTES.md, "fetch.queue.backoff.ms").
+                    "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
+                    "logger": logging.getLogger("librdkafka.consumer"),
+                    "on_commit": self._on_commit,
+                }
+            )
         )
         self.assigned: list[TopicPartition] = []
         self.kafka_ok = False

@@ -10,6 +10,7 @@ from dataclasses import replace
 from gateway.serve import serve, supervise
 from gateway.settings import GatewaySettings
 from ingest_core.auth import load_principals
+from ingest_core.kafka import passed_through
 from ingest_core.service import start
 from ingest_core.store import check_store_url
 
@@ -18,6 +19,8 @@ def _check(settings: GatewaySettings) -> None:
     # The principals file is checked at start like the registry: a bad one stops the program.
     load_principals(settings.auth_file)
     check_store_url(settings.store_url)
+    if settings.publisher == "aiokafka" and passed_through():
+        raise ValueError("LIBRDKAFKA_* settings are librdkafka's: they need GATEWAY_PUBLISHER=confluent")
 
 
 def main() -> int:

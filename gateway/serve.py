@@ -24,6 +24,7 @@ from gateway.context import CONTEXT
 from gateway.listener import Listener, ListenError, connection_limit
 from gateway.settings import GatewaySettings
 from ingest_core.errors import KafkaUnavailable
+from ingest_core.kafka import client_config_from_env, configure_clients
 from ingest_core.registry import Registry, load_registry
 from ingest_core.runtime import running_loop_name, when_orphaned
 from ingest_core.service import Listen, StartError, configure_logging, run, serve_app
@@ -78,6 +79,7 @@ def _worker(settings: GatewaySettings, supervisor_pid: int) -> None:
     # An orphaned worker stops as on SIGTERM: it finishes the requests it holds, then exits.
     when_orphaned(supervisor_pid, lambda: os.kill(os.getpid(), signal.SIGTERM))
     configure_logging(settings.log_level, settings.log_format)
+    configure_clients(client_config_from_env(os.environ))  # checked by the supervisor already
     # Each worker reads the registry itself: it was validated by the supervisor a moment ago.
     sys.exit(serve(settings, load_registry(settings.topics_file)))
 

@@ -6,13 +6,57 @@ Functions here are synchronous (librdkafka's admin API); call them from a thread
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported from cimpl, not in its __all__
 
+from ingest_core.env import SettingsError
+
 log = logging.getLogger(__name__)
+
+
+PREFIX = "LIBRDKAFKA_"
+# Set by the programs themselves: a deployment may not change what the guarantees rest on.
+_OURS = frozenset(
+    {"bootstrap.servers", "client.id", "group.id", "acks", "enable.idempotence", "enable.auto.commit",
+     "enable.auto.offset.store", "transactional.id"}
+)  # fmt: skip
+_client_config: dict[str, str] = {}
+
+
+def client_config_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """librdkafka properties passed through as ``LIBRDKAFKA_<PROPERTY>`` variables, the property's
+    dots written as underscores (``LIBRDKAFKA_SECURITY_PROTOCOL=SASL_SSL``,
+    ``LIBRDKAFKA_SASL_USERNAME``, ``LIBRDKAFKA_SSL_CA_LOCATION``...): SASL, TLS and the like, for
+    every Kafka client of the program. Raises SettingsError for a property the programs set."""
+    out = {
+        name[len(PREFIX) :].lower().replace("_", "."): value
+        for name, value in env.items()
+        if name.startswith(PREFIX)
+    }
+    refused = sorted(set(out) & _OURS)
+    if refused:
+        names = ", ".join(PREFIX + p.upper().replace(".", "_") for p in refused)
+        raise SettingsError(f"{names}: set by the programs themselves (the delivery guarantees rest on them)")
+    return out
+
+
+def configure_clients(config: Mapping[str, str]) -> None:
+    """The passed-through properties every client of this process is made with (once, at start)."""
+    _client_config.clear()
+    _client_config.update(config)
+
+
+def client_settings(own: dict[str, Any]) -> dict[str, Any]:
+    """A client's configuration: its own settings and the passed-through properties."""
+    return {**own, **_client_config}
+
+
+def passed_through() -> Mapping[str, str]:
+    return _client_config
 
 
 class KafkaAdminError(RuntimeError):
@@ -28,7 +72,7 @@ class TopicSpec:
 
 
 def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "ingest-admin"})
+    return AdminClient(client_settings({"bootstrap.servers": bootstrap, "client.id": "ingest-admin"}))
 
 
 def existing_topics(admin: AdminClient, timeout_s: float) -> set[str]:

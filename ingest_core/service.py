@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ingest_core.env import SettingsError
+from ingest_core.kafka import client_config_from_env, configure_clients
 from ingest_core.registry import Registry, RegistryError, load_registry
 from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc
 
@@ -57,6 +58,7 @@ def start(
     logging configured; prints ``program: message`` and exits with status 2 when either is bad."""
     try:
         settings = from_env(os.environ)
+        configure_clients(client_config_from_env(os.environ))
         if check is not None:
             check(settings)
         registry = load_registry(settings.topics_file)

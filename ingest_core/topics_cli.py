@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 
 from ingest_core.env import SettingsError, env_int, env_str
-from ingest_core.kafka import KafkaAdminError, TopicSpec, ensure_topics
+from ingest_core.kafka import (
+    KafkaAdminError,
+    TopicSpec,
+    client_config_from_env,
+    configure_clients,
+    ensure_topics,
+)
 from ingest_core.registry import Registry, RegistryError, load_registry
 
 # A dead letter is its record with headers added (at most ~1.3 KB of them), so the dead-letter topic
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = os.environ
     try:
+        configure_clients(client_config_from_env(env))
         registry = load_registry(Path(env_str(env, "TOPICS_FILE", "topics.yaml")))
         timeout_ms = env_int(env, "ADMIN_TIMEOUT_MS", 30000, minimum=1)
     except (RegistryError, SettingsError) as exc:

@@ -10,7 +10,8 @@
 # scripts/kafka-pom.xml and is the one command that needs Maven.
 #
 # Environment:
-#   KAFKA_LOCAL_PORT   broker port (default 9092); the controller listens on port+1000
+#   KAFKA_LOCAL_PORT   broker port (default 9092); the controller listens on port+1000, a SASL/PLAIN
+#                      listener (user ingest, password ingest-local-secret) on port+2000
 #   KAFKA_DATA_DIR     storage, config, pid and log (default ./.run/kafka-$KAFKA_LOCAL_PORT)
 #   KAFKA_CACHE_DIR    where the jars are kept (default ~/.cache/ingest-gateway/kafka)
 #   KAFKA_HEAP_OPTS    JVM heap (default -Xms256m -Xmx1g)
@@ -23,6 +24,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 port=${KAFKA_LOCAL_PORT:-9092}
 cport=$((port + 1000))
+sport=$((port + 2000))  # SASL/PLAIN listener (user ingest, password ingest-local-secret), for tests of LIBRDKAFKA_*
 data=${KAFKA_DATA_DIR:-$PWD/.run/kafka-$port}
 version=$(sed -n 's#.*<kafka.version>\(.*\)</kafka.version>.*#\1#p' "$here/kafka-pom.xml")
 cache=${KAFKA_CACHE_DIR:-$HOME/.cache/ingest-gateway/kafka}/$version
@@ -103,11 +105,13 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_ingest="ingest-local-secret";
 log.dirs=$data/logs
 # Topics come from topics.yaml only: a produce to an unknown topic must fail, not create it.
 auto.create.topics.enable=false

@@ -24,6 +24,7 @@ from consumers.importer.metrics import ImporterMetrics
 from consumers.importer.running import JobRunner
 from ingest_core.errors import IngestError
 from ingest_core.jobs import JobStore
+from ingest_core.kafka import client_settings
 from ingest_core.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,17 @@ class ImporterService:
         max_backoff_s: float,
     ) -> None:
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "client.id": "ingest-importer",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                # A job runs while the consumer polls paused partitions: this bounds only a stall.
-                "max.poll.interval.ms": 600_000,
-            }
+            client_settings(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": group,
+                    "client.id": "ingest-importer",
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    # A job runs while the consumer polls paused partitions: this bounds only a stall.
+                    "max.poll.interval.ms": 600_000,
+                }
+            )
         )
         self._topic = jobs_topic
         self._jobs = jobs

@@ -38,6 +38,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from ingest_core.errors import KafkaUnavailable, Overloaded, PayloadTooLarge, TopicMissing
+from ingest_core.kafka import client_settings
 from ingest_core.publish.base import ProducerOptions
 from ingest_core.publish.rdkafka_wakeup import ReportWakeup
 from ingest_core.publish.topic_watch import TopicWatch
@@ -121,24 +122,26 @@ class ConfluentPublisher:
     def _new_producer(self, client_id: str, linger_ms: float) -> Producer:
         options = self._options
         return Producer(
-            {
-                "bootstrap.servers": options.bootstrap,
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": linger_ms,
-                "socket.nagle.disable": True,
-                "compression.type": options.compression,
-                "message.timeout.ms": options.delivery_timeout_ms,
-                # How long an unknown topic is waited for before its records fail: bounded, so a
-                # deleted topic gives a prompt 404 rather than a delivery timeout.
-                "topic.metadata.propagation.max.ms": options.metadata_timeout_ms,
-                "queue.buffering.max.messages": options.max_inflight_events,
-                "queue.buffering.max.kbytes": 1024 * 1024,
-                "message.max.bytes": options.max_record_bytes,
-                "error_cb": self._on_error,
-                "logger": logging.getLogger("librdkafka"),
-            }
+            client_settings(
+                {
+                    "bootstrap.servers": options.bootstrap,
+                    "client.id": client_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": linger_ms,
+                    "socket.nagle.disable": True,
+                    "compression.type": options.compression,
+                    "message.timeout.ms": options.delivery_timeout_ms,
+                    # How long an unknown topic is waited for before its records fail: bounded, so a
+                    # deleted topic gives a prompt 404 rather than a delivery timeout.
+                    "topic.metadata.propagation.max.ms": options.metadata_timeout_ms,
+                    "queue.buffering.max.messages": options.max_inflight_events,
+                    "queue.buffering.max.kbytes": 1024 * 1024,
+                    "message.max.bytes": options.max_record_bytes,
+                    "error_cb": self._on_error,
+                    "logger": logging.getLogger("librdkafka"),
+                }
+            )
         )
 
     def _queued(self) -> int:

@@ -480,3 +480,57 @@ async def test_watch_config_reloads_a_changed_registry(kafka_bootstrap: str, tmp
         await _until_status(port, "orders", 200)
     finally:
         kill_all(proc)
+
+
+def _sasl_bootstrap(kafka_bootstrap: str) -> str:
+    """The local broker's SASL/PLAIN listener (scripts/kafka.sh: port + 2000)."""
+    host, port = kafka_bootstrap.split(",")[0].rsplit(":", 1)
+    sasl = f"{host}:{int(port) + 2000}"
+    with socket.socket() as s:
+        if s.connect_ex((host, int(port) + 2000)) != 0:
+            reason = f"no SASL listener at {sasl} (the broker is not one scripts/kafka.sh started)"
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return sasl
+
+
+SASL = {
+    "LIBRDKAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "LIBRDKAFKA_SASL_MECHANISMS": "PLAIN",
+    "LIBRDKAFKA_SASL_USERNAME": "ingest", "LIBRDKAFKA_SASL_PASSWORD": "ingest-local-secret",
+}  # fmt: skip
+
+
+async def test_librdkafka_settings_pass_through_to_a_sasl_listener(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    sasl = _sasl_bootstrap(kafka_bootstrap)
+    port = free_port_pair()
+    env = registry_env(kafka_bootstrap, tmp_path, port)  # topics made on the plain listener
+    topic = load_registry(Path(env["TOPICS_FILE"])).datasets["example"].entry_topic
+    assert topic is not None
+    proc = start_gateway({**env, **SASL, "KAFKA_BOOTSTRAP_SERVERS": sasl})
+    try:
+        await wait_ready(port)
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/v2/data/in/example"
+            async with session.post(url, json=envelope({"eid": "sasl"}, msgid="over-sasl")) as r:
+                assert r.status == 200, await r.text()
+    finally:
+        kill_all(proc)
+    records = await asyncio.to_thread(read_topic, kafka_bootstrap, topic, 1)
+    assert [dict(m.headers() or [])["msgid"] for m in records] == [b"over-sasl"]
+    # A wrong password: Kafka refuses the gateway's clients, and it does not start.
+    wrong = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "gateway"], cwd=ROOT, capture_output=True, timeout=60,
+        env={**os.environ, **env, **SASL, "KAFKA_BOOTSTRAP_SERVERS": sasl, "LIBRDKAFKA_SASL_PASSWORD": "nope",
+             "METADATA_TIMEOUT_MS": "3000"},
+    )  # fmt: skip
+    assert wrong.returncode == 1, wrong.stderr[-2000:]
+    # A property the programs set themselves is refused at start.
+    refused = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "gateway"], cwd=ROOT, capture_output=True, timeout=60,
+        env={**os.environ, **env, "LIBRDKAFKA_ACKS": "1"},
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert b"LIBRDKAFKA_ACKS" in refused.stderr

@@ -31,12 +31,12 @@ def _port_free(port: int) -> bool:
 
 
 def free_port_pair() -> int:
-    """A port p such that p (broker) and p+1000 (controller) are both free."""
+    """A port p such that p (broker), p+1000 (controller) and p+2000 (its SASL listener) are free."""
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        if port + 1000 < 65536 and _port_free(port + 1000):
+        if port + 2000 < 65536 and _port_free(port + 1000) and _port_free(port + 2000):
             return port
     raise RuntimeError("no free port pair found")
 

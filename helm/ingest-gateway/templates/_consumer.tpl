@@ -40,6 +40,7 @@ spec:
           ports:
             - name: metrics
               containerPort: {{ $v.port }}
+          {{- include "ingest.envFrom" $root | nindent 10 }}
           env:
             {{- include "ingest.env" $root | nindent 12 }}
             - name: {{ .portEnv }}

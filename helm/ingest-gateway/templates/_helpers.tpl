@@ -53,6 +53,10 @@ checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha25
   value: {{ .Values.kafka.bootstrapServers | quote }}
 - name: JOBS_TOPIC
   value: {{ .Values.kafka.jobsTopic | quote }}
+{{- range $property, $value := .Values.kafka.config }}
+- name: LIBRDKAFKA_{{ $property | upper | replace "." "_" }}
+  value: {{ $value | toString | quote }}
+{{- end }}
 - name: LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 - name: TOPICS_FILE
@@ -103,7 +107,21 @@ seccompProfile:
 {{- end -}}
 
 {{/* The registry's files over the image's, the uploads, and a writable /tmp. */}}
+{{/* The Secret of LIBRDKAFKA_* variables (SASL passwords), for a container's envFrom. */}}
+{{- define "ingest.envFrom" -}}
+{{- with .Values.kafka.existingSecret }}
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end -}}
+
 {{- define "ingest.volumeMounts" -}}
+{{- if .Values.kafka.tlsSecret }}
+- name: kafka-tls
+  mountPath: /etc/kafka/tls
+  readOnly: true
+{{- end }}
 - name: uploads
   mountPath: /data
 - name: tmp
@@ -123,6 +141,11 @@ seccompProfile:
 {{- end -}}
 
 {{- define "ingest.volumes" -}}
+{{- with .Values.kafka.tlsSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ . }}
+{{- end }}
 - name: uploads
 {{- if .Values.uploads.existingClaim }}
   persistentVolumeClaim:
