@@ -55,6 +55,7 @@ class BatchRunner:
         after_poll: Callable[[Consumer, list[TopicPartition]], None] | None = None,
     ) -> None:
         self._topics = list(topics)
+        self._resubscribe: list[str] | None = None
         self._handle = handle
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
@@ -125,6 +126,10 @@ class BatchRunner:
     def stop(self) -> None:
         self._stopping = True
 
+    def subscribe(self, topics: list[str]) -> None:
+        """Consume ``topics`` from the next poll on (a reloaded registry's)."""
+        self._resubscribe = list(topics)
+
     @property
     def stopping(self) -> bool:
         return self._stopping
@@ -171,6 +176,11 @@ class BatchRunner:
         partition just revoked. They are persisted and committed anyway, which is harmless: the
         writes are idempotent and the commit covers only records this batch persists.
         """
+        topics, self._resubscribe = self._resubscribe, None
+        if topics is not None and topics != self._topics:
+            # On the polling thread, between two polls: the group rebalances onto the new topics.
+            self._topics = topics
+            self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         first = self.consumer.consume(1, self._poll_timeout_s)
         if not first or self._batch_size == 1:
             return first

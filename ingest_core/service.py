@@ -12,11 +12,12 @@ A program's ``__main__`` reads as:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -170,6 +171,36 @@ def ops_handlers(
         return web.Response(body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return {"/health": health, "/ready": is_ready, "/metrics": scrape}
+
+
+def reload_on_sighup(
+    topics_file: Path, apply: Callable[[Registry], None], program: str
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A consumer program's configuration reload: on SIGHUP the registry is read again and, when it
+    is good, handed to ``apply``; a bad one is refused with a log line and the old one stays."""
+
+    async def reload() -> None:
+        try:
+            registry = await asyncio.to_thread(load_registry, topics_file)
+        except RegistryError as exc:
+            # A bad file, not a bug: no traceback.
+            refused = "configuration reload refused, the old configuration stays in force"
+            log.error("%s: %s: %s", program, refused, exc)  # noqa: TRY400
+            return
+        apply(registry)
+        log.info("%s: configuration reloaded: %d topics", program, len(registry.entry_topics()))
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        hup = False
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+            hup = True
+        yield
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    return context
 
 
 # Set on a consumer program's app: its loop failed, and the program exits with status 1.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,11 +22,13 @@ from ingest_core.jobs import ENTITY_KIND, JSONL_KIND, OPERATION_KIND, JobStore, 
 from ingest_core.jsonl import LineChecker
 from ingest_core.publish import ProducerOptions, open_publisher
 from ingest_core.registry import Registry
-from ingest_core.service import FAILED, ops_handlers, retry_unavailable, run_or_stop
+from ingest_core.service import FAILED, ops_handlers, reload_on_sighup, retry_unavailable, run_or_stop
 
 log = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("importer.service", ImporterService)
+Apply = Callable[[Registry], None]
+RELOAD: web.AppKey[Apply] = web.AppKey("importer.reload")
 
 
 def create_app(settings: ImporterSettings, registry: Registry) -> web.Application:
@@ -64,6 +66,14 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
             settings.max_backoff_ms / 1000,
         )  # fmt: skip
         app[SERVICE] = service
+
+        def apply(new: Registry) -> None:
+            # Jobs started from now on see the new types and entities.
+            jsonl.use(LineChecker(new, settings.max_line_bytes))
+            entity.use(new)
+            operation.use(new)
+
+        app[RELOAD] = apply
         task = asyncio.create_task(run_or_stop(_run(service, jobs, settings), app, "the import loop"))
         yield
         service.stopping = True
@@ -79,6 +89,12 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         return service is not None and service.polled, {}
 
     app.cleanup_ctx.append(importer_ctx)
+
+    def apply_reloaded(new: Registry) -> None:
+        if RELOAD in app:
+            app[RELOAD](new)
+
+    app.cleanup_ctx.append(reload_on_sighup(settings.topics_file, apply_reloaded, "ingest-importer"))
     for path, handler in ops_handlers(ready, metrics.registry).items():
         app.router.add_get(path, handler)
     return app

@@ -58,6 +58,10 @@ class EntityJob:
         self._metrics = metrics
         self._xlsx_in_memory_max = xlsx_in_memory_max_bytes
 
+    def use(self, new: Registry) -> None:
+        """A reloaded registry's, for the jobs started from now on."""
+        self._registry = new
+
     async def run(self, job: Job) -> None:
         if job.status in FINISHED:
             return

@@ -40,6 +40,10 @@ class JsonlJob:
         self._publisher = publisher
         self._keep = keep_uploads
 
+    def use(self, new: LineChecker) -> None:
+        """A reloaded registry's, for the jobs started from now on."""
+        self._checker = new
+
     async def run(self, job: Job) -> None:
         """Run ``job`` from its checkpoint to COMPLETE or FAILED. Raises StoreUnavailable and the
         publisher's errors (the job is then resumed from its checkpoint when tried again)."""

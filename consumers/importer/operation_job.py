@@ -38,6 +38,10 @@ class OperationJob:
         self._publisher = publisher
         self._metrics = metrics
 
+    def use(self, new: Registry) -> None:
+        """A reloaded registry's, for the jobs started from now on."""
+        self._registry = new
+
     async def run(self, job: Job) -> None:
         if job.status != IMPORTING:
             log.info("operation %s is %s, not importing: skipped", job.id, job.status)

@@ -15,7 +15,7 @@ from consumers.sink.service import SinkService
 from consumers.sink.settings import SinkSettings
 from ingest_core.malformed import watch_malformed
 from ingest_core.registry import Registry
-from ingest_core.service import FAILED, ops_handlers, retry_unavailable, run_or_stop
+from ingest_core.service import FAILED, ops_handlers, reload_on_sighup, retry_unavailable, run_or_stop
 from ingest_core.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,13 @@ def create_app(settings: SinkSettings, registry: Registry, store: Store | None =
 
     app.cleanup_ctx.append(watch_malformed(sink_metrics.malformed.inc))
     app.cleanup_ctx.append(sink_ctx)
+
+    def apply(new: Registry) -> None:
+        service = app.get(SERVICE)
+        if service is not None:
+            service.reload(new)
+
+    app.cleanup_ctx.append(reload_on_sighup(settings.topics_file, apply, "ingest-sink"))
 
     def ready() -> tuple[bool, dict[str, Any]]:
         service = app.get(SERVICE)

@@ -58,6 +58,11 @@ class SinkService:
         self.store_ok = False
         self._lag_updated = -_LAG_INTERVAL_S
 
+    def reload(self, registry: Registry) -> None:
+        """A reloaded registry: its records decoded from the next batch on, its topics consumed."""
+        self._decoder = Decoder(registry)
+        self.runner.subscribe(registry.entry_topics())
+
     @property
     def dead_letters(self) -> DeadLetterWriter:
         return self._dlq
