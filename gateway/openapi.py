@@ -246,35 +246,38 @@ def _data_in() -> dict[str, Any]:
     }
 
 
+MESSAGE_ERRORS = {
+    "400": "Malformed: every problem listed with its path",
+    "401": "No or unknown credentials",
+    "403": "The credentials lack the permission or the scope, or the upload URL is expired or altered",
+    "404": "No such source or import",
+    "409": "The import has its upload already",
+    "413": "Too large",
+    "415": "Unsupported media type or encoding",
+    "503": "Kafka or the job store unavailable: retry",
+}
+ENVELOPE_ERRORS = {
+    "400": "Malformed: each problem names its field",
+    "401": "No or unknown credentials",
+    "403": "The key lacks the permission or the entity",
+    "404": "No such entity, job or API version",
+    "413": "The file is too large",
+    "415": "Not multipart/form-data",
+    "503": "Kafka or the job store unavailable",
+}
+
+
+def _errors(schema: str, words: dict[str, str], *statuses: str) -> dict[str, Any]:
+    """The answers of ``statuses`` in ``schema`` (a 503 with its Retry-After)."""
+    return {s: _answer(words[s], schema, headers=RETRY_AFTER if s == "503" else None) for s in statuses}
+
+
 def _message_errors(*statuses: str) -> dict[str, Any]:
-    words = {
-        "400": "Malformed: every problem listed with its path",
-        "401": "No or unknown credentials",
-        "403": "The credentials lack the permission or the scope, or the upload URL is expired or altered",
-        "404": "No such source or import",
-        "409": "The import has its upload already",
-        "413": "Too large",
-        "415": "Unsupported media type or encoding",
-        "503": "Kafka or the job store unavailable: retry",
-    }
-    return {
-        s: _answer(words[s], "MessageError", headers=RETRY_AFTER if s == "503" else None) for s in statuses
-    }
+    return _errors("MessageError", MESSAGE_ERRORS, *statuses)
 
 
 def _envelope_errors(*statuses: str) -> dict[str, Any]:
-    words = {
-        "400": "Malformed: each problem names its field",
-        "401": "No or unknown credentials",
-        "403": "The key lacks the permission or the entity",
-        "404": "No such entity, job or API version",
-        "413": "The file is too large",
-        "415": "Not multipart/form-data",
-        "503": "Kafka or the job store unavailable",
-    }
-    return {
-        s: _answer(words[s], "EnvelopeError", headers=RETRY_AFTER if s == "503" else None) for s in statuses
-    }
+    return _errors("EnvelopeError", ENVELOPE_ERRORS, *statuses)
 
 
 def _operation_errors(*statuses: str) -> dict[str, Any]:

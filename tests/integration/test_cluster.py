@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.integration.test_gateway_process import wait_ready
 from tests.support.cluster import LocalCluster
 from tests.support.gateway import EXAMPLE_SCHEMA, envelope, running_gateway
 from tests.support.kafka import ROOT, free_port_pair, read_topic, unique
@@ -103,20 +104,6 @@ async def metric(port: int, name: str) -> float:
         return metric_value(await r.text(), name)
 
 
-async def until_ready(port: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/ready") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert time.monotonic() < deadline, f"the sink on {port} is not ready"
-            await asyncio.sleep(0.2)
-
-
 async def test_two_sinks_in_one_group_share_the_partitions_and_store_each_event_once(
     cluster: LocalCluster, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -130,7 +117,7 @@ async def test_two_sinks_in_one_group_share_the_partitions_and_store_each_event_
         ]
         try:
             for port in ports:
-                await until_ready(port)
+                await wait_ready(port)
             await asyncio.sleep(3)  # the group's rebalance: each sink takes its share of the 6 partitions
             for i in range(100):
                 events = [
