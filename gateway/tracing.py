@@ -4,6 +4,7 @@ else one made here), echoed on its answer, written into its Kafka records' heade
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable
@@ -22,12 +23,18 @@ _SANE_ID = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII, at most 128 chara
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
+# A made id: 16 random hex digits drawn once per process, then a counter (16 hex digits): unique
+# across processes without a system call per request (os.urandom costs one).
+_PROCESS_PREFIX = os.urandom(8).hex()
+_counter = itertools.count(1)
+
+
 def request_id(request: web.Request) -> str:
     """The client's ``X-Request-ID`` when it is sane, else a new one (32 hex digits)."""
     given = request.headers.get(HEADER)
     if given is not None and _SANE_ID.fullmatch(given):
         return given
-    return os.urandom(16).hex()
+    return f"{_PROCESS_PREFIX}{next(_counter):016x}"
 
 
 def trace_records(request: web.Request, records: Iterable[OutRecord]) -> None:
