@@ -107,7 +107,14 @@ class Bench:
         schema = Path(__file__).resolve().parents[1] / "schemas" / "datasets" / "example.json"
         doc: dict[str, Any] = {
             "datasets": [
-                {"id": "example", "entry_topic": topic, "partitions": 3, "schema": str(schema), "key": "eid"}
+                {
+                    "id": "example",
+                    "entry_topic": topic,
+                    "partitions": 3,
+                    "schema": str(schema),
+                    "key": "eid",
+                    "public": True,
+                }
             ]
         }
         if source_topic is not None:

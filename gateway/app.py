@@ -7,10 +7,12 @@ from typing import Final, TypedDict
 
 from aiohttp import web
 
+from gateway.access import Access
 from gateway.admission import Admission
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes
 from gateway.jobs import jobs_context
+from gateway.limits import RateLimiter
 from gateway.metrics import GatewayMetrics
 from gateway.reload import reload_context
 from gateway.routes import docs, entity_import, ingest, jsonl_import, operations, ops, source_import
@@ -80,6 +82,7 @@ def create_app(
         principals=load_principals(settings.auth_file) if principals is None else principals,
         source_importer=SourceImporter(registry, settings.max_batch_events, settings.kafka_max_record_bytes),
         registry=registry,
+        access=Access(RateLimiter(), settings.trusted_proxies),
     )
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[CONTEXT] = ctx
@@ -107,7 +110,7 @@ def create_app(
     jsonl_import.add_routes(routes)
     entity_import.add_routes(routes)
     operations.add_routes(routes)
-    ops.add_routes(routes, app)
+    ops.add_routes(routes, app, (settings.host, settings.metrics_port), reuse_port=settings.workers > 1)
     docs.add_routes(routes)
     routes.add_not_found()
     return app

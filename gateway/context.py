@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.access import Access
 from gateway.admission import Admission
 from gateway.jobs import Jobs
 from gateway.metrics import GatewayMetrics
@@ -29,6 +30,7 @@ class GatewayContext:
     principals: Principals
     source_importer: SourceImporter
     registry: Registry
+    access: Access
     _publisher: Publisher | None = field(default=None)
     _jobs: Jobs | None = field(default=None)
 

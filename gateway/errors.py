@@ -21,6 +21,7 @@ from ingest_core.errors import (
     KafkaUnavailable,
     Overloaded,
     PayloadTooLarge,
+    RateLimited,
     SourceNotFound,
     StoreDown,
     TopicMissing,
@@ -90,6 +91,7 @@ HTTP: dict[type[IngestError], HttpForm] = {
     StoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
     BlobStoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
     UnsupportedMedia: HttpForm(415, "UNSUPPORTED_MEDIA_TYPE"),
+    RateLimited: HttpForm(429, "TOO_MANY_REQUESTS"),  # Retry-After: the error's own
 }
 
 
@@ -113,6 +115,9 @@ ALL_ERRORS: tuple[type[IngestError], ...] = (
     BodyTimeout,
     KafkaUnavailable,
     Overloaded,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
     RouteNotFound,
     MethodNotAllowed,
     IngestError,
@@ -131,6 +136,7 @@ __all__ = [
     "MethodNotAllowed",
     "Overloaded",
     "PayloadTooLarge",
+    "RateLimited",
     "RouteNotFound",
     "SourceNotFound",
     "TopicMissing",

@@ -22,7 +22,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.responses import API_ID, error_body
 from gateway.tracing import HEADER as TRACE_HEADER
 from gateway.tracing import REQUEST_ID, request_id
-from ingest_core.errors import IngestError
+from ingest_core.errors import IngestError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 # Request-scoped: the request's msgid, echoed in error responses.
 MSGID_KEY = web.RequestKey("ingest.msgid", str)
 UNMATCHED = "unmatched"  # the route label of requests to unknown paths
+# On every answer: no content sniffing of an API's JSON as HTML, and no cache keeping an answer
+# (a job's status, an upload URL) for another client.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 # How an API family answers an error: from the error, the request's msgid (if known) and headers.
@@ -42,8 +45,9 @@ def error_headers(error: IngestError, headers: dict[str, str] | None = None) -> 
     form = http_form(type(error))
     if form.headers is not None:
         headers = {**(headers or {}), **form.headers}
-    if form.retry_after_s is not None:
-        headers = {**(headers or {}), "Retry-After": str(form.retry_after_s)}
+    retry_after_s = error.retry_after_s if isinstance(error, RateLimited) else form.retry_after_s
+    if retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after_s)}
     return headers
 
 
@@ -86,8 +90,8 @@ def wrap(
     access_log: bool = False,
 ) -> Handler:  # fmt: skip
     """``handler`` timed under the label ``route``, with every error rendered by ``render`` (the
-    ingestion API's envelope unless the route's family has its own), its request id echoed, and a
-    log line for it when ``access_log`` is on or it answered 500 or above."""
+    ingestion API's envelope unless the route's family has its own), its request id echoed, the
+    security headers set, and a log line for it when ``access_log`` is on or it answered 500 or above."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
@@ -101,13 +105,16 @@ def wrap(
             if mapped is None:
                 metrics.observe_request(route, request.method, exc.status, time.perf_counter() - start)
                 exc.headers[TRACE_HEADER] = rid
+                exc.headers.update(SECURITY_HEADERS)
                 raise
             response = render(mapped, request.get(MSGID_KEY), None)
         except Exception:
             # Logged once here, answered generically: internals never reach the client.
             log.exception("unhandled error on %s %s", request.method, route, extra={"request_id": rid})
             response = render(IngestError(), request.get(MSGID_KEY), None)
-        response.headers[TRACE_HEADER] = rid
+        headers = response.headers
+        headers[TRACE_HEADER] = rid
+        headers.update(SECURITY_HEADERS)
         elapsed = time.perf_counter() - start
         metrics.observe_request(route, request.method, response.status, elapsed)
         if access_log or response.status >= 500:

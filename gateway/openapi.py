@@ -210,6 +210,8 @@ def _data_in() -> dict[str, Any]:
             "summary": "Ingest one event or a batch of events into a dataset",
             "operationId": "ingest",
             "tags": ["ingestion"],
+            # Anonymous ({}) only for datasets the registry marks public.
+            "security": [{}, {"apiKey": []}, {"bearer": []}],
             "parameters": [{"name": "dataset_id", "in": "path", "required": True, "schema": STRING}],
             "requestBody": {
                 "required": True,
@@ -232,11 +234,18 @@ def _data_in() -> dict[str, Any]:
                     "DATA_INGESTION_INVALID_INPUT: not JSON, a bad envelope or an event failing its schema",
                     error,
                 ),
+                "401": _answer(
+                    "UNAUTHORIZED_ACCESS: no key for a dataset that is not public, or an unknown key", error
+                ),
+                "403": _answer("FORBIDDEN_ACCESS: the key lacks ingest or the dataset in its scopes", error),
                 "404": _answer("DATASET_NOT_FOUND, TOPIC_NOT_FOUND, or no such route", error),
                 "405": _answer("METHOD_NOT_ALLOWED", error),
                 "408": _answer("REQUEST_TIMEOUT: the body did not arrive in time", error),
                 "413": _answer("PAYLOAD_TOO_LARGE", error),
                 "415": _answer("UNSUPPORTED_CONTENT_ENCODING", error),
+                "429": _answer(
+                    "RATE_LIMITED: over the caller's requests/s or events/s", error, headers=RETRY_AFTER
+                ),
                 "500": _answer("INTERNAL_SERVER_ERROR", error),
                 "503": _answer(
                     "KAFKA_UNAVAILABLE or OVERLOADED: retry with the same msgid", error, headers=RETRY_AFTER
@@ -254,6 +263,7 @@ MESSAGE_ERRORS = {
     "409": "The import has its upload already",
     "413": "Too large",
     "415": "Unsupported media type or encoding",
+    "429": "Over the caller's rate limit: retry after Retry-After",
     "503": "Kafka or the job store unavailable: retry",
 }
 ENVELOPE_ERRORS = {
@@ -263,13 +273,16 @@ ENVELOPE_ERRORS = {
     "404": "No such entity, job or API version",
     "413": "The file is too large",
     "415": "Not multipart/form-data",
+    "429": "Over the caller's rate limit: retry after Retry-After",
     "503": "Kafka or the job store unavailable",
 }
 
 
 def _errors(schema: str, words: dict[str, str], *statuses: str) -> dict[str, Any]:
     """The answers of ``statuses`` in ``schema`` (a 503 with its Retry-After)."""
-    return {s: _answer(words[s], schema, headers=RETRY_AFTER if s == "503" else None) for s in statuses}
+    return {
+        s: _answer(words[s], schema, headers=RETRY_AFTER if s in ("429", "503") else None) for s in statuses
+    }
 
 
 def _message_errors(*statuses: str) -> dict[str, Any]:
@@ -284,6 +297,7 @@ def _operation_errors(*statuses: str) -> dict[str, Any]:
     out = {
         "401": _answer("Missing or wrong X-User-Id / X-Auth-Token", "LoggedOut", UNAUTHORIZED_EXAMPLE),
         "403": _answer("The user lacks run-import", "OperationError", FORBIDDEN_EXAMPLE),
+        "429": _answer("Over the user's rate limit", "OperationError", headers=RETRY_AFTER),
     }
     if "400" in statuses:
         out["400"] = _answer("A call in the wrong state, or a bad body", "OperationError")
@@ -336,7 +350,7 @@ def build() -> dict[str, Any]:
                             "import_id": "import_01hexzqs3n8hx83psy4ernj2zz",
                         },
                     ),
-                    **_message_errors("400", "401", "403", "404", "413", "503"),
+                    **_message_errors("400", "401", "403", "404", "413", "429", "503"),
                 },
             }
         },
@@ -347,7 +361,7 @@ def build() -> dict[str, Any]:
                 "security": bearer,
                 "responses": {
                     "200": _answer("Made", "JsonlImportCreated"),
-                    **_message_errors("401", "403", "503"),
+                    **_message_errors("401", "403", "429", "503"),
                 },
             }
         },
@@ -377,7 +391,7 @@ def build() -> dict[str, Any]:
                 "parameters": [{"name": "import_id", "in": "path", "required": True, "schema": STRING}],
                 "responses": {
                     "200": _answer("The import", "JsonlImportStatus"),
-                    **_message_errors("401", "403", "404"),
+                    **_message_errors("401", "403", "404", "429"),
                 },
             }
         },
@@ -414,7 +428,7 @@ def build() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _answer("Import job created", "JobEnvelope"),
-                    **_envelope_errors("400", "401", "403", "404", "413", "415", "503"),
+                    **_envelope_errors("400", "401", "403", "404", "413", "415", "429", "503"),
                 },
             }
         },
@@ -429,7 +443,7 @@ def build() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _answer("The job", "JobEnvelope"),
-                    **_envelope_errors("401", "403", "404"),
+                    **_envelope_errors("401", "403", "404", "429"),
                 },
             }
         },

@@ -5,6 +5,7 @@ These variable names are a public contract (README, Helm chart): add to them, ne
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,29 @@ MAX_LINGER_MS = 900_000.0  # librdkafka's own limit: beyond it the producer coul
 MAX_RECORD_BYTES = 1_000_000_000  # librdkafka's own limit on message.max.bytes
 MIN_RECORD_BYTES = 4096  # below it even a small event's record would not fit
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_proxies(env: Mapping[str, str]) -> tuple[Network, ...]:
+    """TRUSTED_PROXIES: comma-separated addresses or CIDR networks whose X-Forwarded-For is believed."""
+    raw = env_opt(env, "TRUSTED_PROXIES") or ""
+    out = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"TRUSTED_PROXIES: {part!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(out)
+
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
     host: str = "127.0.0.1"  # GATEWAY_HOST
     port: int = 8080  # GATEWAY_PORT
+    # METRICS_PORT: serve /metrics on this port only (same host), not with the API; unset: with it
+    metrics_port: int | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
     topics_file: Path = Path("topics.yaml")  # TOPICS_FILE
     max_body_bytes: int = 10 * MIB  # MAX_BODY_BYTES: larger bodies get 413
@@ -78,6 +97,9 @@ class GatewaySettings:
     # PUBLIC_BASE_URL: how clients reach this gateway, for upload URLs (default its own address).
     public_base_url: str | None = None
     jobs_topic: str = "ingest.jobs"  # JOBS_TOPIC: import commands for the import workers
+    # TRUSTED_PROXIES: the proxies whose X-Forwarded-For names an anonymous caller's address (for
+    # its rate limits); a request from anywhere else is counted under its peer's address
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -86,6 +108,9 @@ class GatewaySettings:
         settings = cls(
             host=env_str(env, "GATEWAY_HOST", d.host),
             port=env_int(env, "GATEWAY_PORT", d.port, minimum=0),
+            metrics_port=env_int(env, "METRICS_PORT", 0, minimum=1, maximum=65535)
+            if env_opt(env, "METRICS_PORT")
+            else None,
             kafka_bootstrap_servers=env_str(env, "KAFKA_BOOTSTRAP_SERVERS", d.kafka_bootstrap_servers),
             topics_file=Path(env_str(env, "TOPICS_FILE", str(d.topics_file))),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
@@ -129,6 +154,7 @@ class GatewaySettings:
             upload_signing_key=env_opt(env, "UPLOAD_SIGNING_KEY"),
             public_base_url=env_opt(env, "PUBLIC_BASE_URL"),
             jobs_topic=env_str(env, "JOBS_TOPIC", d.jobs_topic),
+            trusted_proxies=trusted_proxies(env),
         )
         if settings.kafka_max_record_bytes > MAX_RECORD_BYTES:
             raise SettingsError(
@@ -147,4 +173,6 @@ class GatewaySettings:
                 f"MAX_BATCH_EVENTS={settings.max_batch_events} exceeds MAX_INFLIGHT_EVENTS="
                 f"{settings.max_inflight_events}: a batch that large could never be taken on"
             )
+        if settings.metrics_port is not None and settings.metrics_port == settings.port:
+            raise SettingsError(f"METRICS_PORT={settings.metrics_port} is GATEWAY_PORT too: give another")
         return settings

@@ -6,6 +6,9 @@ stored), permissions, and optionally scopes (ids of the datasets, sources, entit
 write; absent or ``"*"``: all). A secret is looked up by its digest, compared with every
 principal's in constant time, so neither a match nor its position shows in the time taken. Secrets
 and the headers that carry them are never logged.
+
+The file also sets rate limits (``Limits``): each principal's own, else the default for principals,
+and one for anonymous callers (counted per client address); ``gateway.limits`` enforces them.
 """
 
 from __future__ import annotations
@@ -33,11 +36,43 @@ def digest(secret: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """One caller's token buckets: a rate per second and a burst for requests and for events; a rate
+    of None is no limit on that count."""
+
+    requests_per_s: float | None = None
+    requests_burst: int = 1
+    events_per_s: float | None = None
+    events_burst: int = 1
+
+    @property
+    def unlimited(self) -> bool:
+        return self.requests_per_s is None and self.events_per_s is None
+
+
+UNLIMITED = Limits()
+
+
+def parse_limits(item: dict[str, Any] | None, default: Limits = UNLIMITED) -> Limits:
+    """Limits from a validated ``limits`` object; a burst defaults to one second's worth."""
+    if item is None:
+        return default
+    requests, events = item.get("requests_per_s"), item.get("events_per_s")
+    return Limits(
+        requests_per_s=requests,
+        requests_burst=item.get("requests_burst", max(1, int(requests or 1))),
+        events_per_s=events,
+        events_burst=item.get("events_burst", max(1, int(events or 1))),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     id: str
     key_digest: bytes
     permissions: frozenset[str]
     scopes: frozenset[str] | None  # None: every target
+    limits: Limits = UNLIMITED
 
     def may(self, permission: str, target: str | None = None) -> bool:
         """Does this principal hold ``permission`` (on ``target``, when one is named)?"""
@@ -51,9 +86,10 @@ class Principal:
 
 
 class Principals:
-    def __init__(self, principals: Iterable[Principal]) -> None:
+    def __init__(self, principals: Iterable[Principal], anonymous: Limits = UNLIMITED) -> None:
         self._all = tuple(principals)
         self._by_id = {p.id: p for p in self._all}
+        self.anonymous = anonymous  # the limits of each anonymous client address
 
     def __len__(self) -> int:
         return len(self._all)
@@ -93,6 +129,8 @@ NOBODY = Principals(())
 def parse_principals(doc: Any, source: Path) -> Principals:
     """Validate a parsed principals document; raises AuthFileError naming the key at fault."""
     check_document(doc, "auth.schema.json", source, AuthFileError)
+    defaults = doc.get("limits", {})
+    principal_limits = parse_limits(defaults.get("principal"))
     seen_ids: set[str] = set()
     seen_keys: set[str] = set()
     out = []
@@ -110,9 +148,10 @@ def parse_principals(doc: Any, source: Path) -> Principals:
                 key_digest=bytes.fromhex(item["key_sha256"]),
                 permissions=frozenset(item["permissions"]),
                 scopes=None if scopes is None or ALL in scopes else frozenset(scopes),
+                limits=parse_limits(item.get("limits"), principal_limits),
             )
         )
-    return Principals(out)
+    return Principals(out, parse_limits(defaults.get("anonymous")))
 
 
 def load_principals(path: Path | None) -> Principals:

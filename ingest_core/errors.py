@@ -139,3 +139,15 @@ class UnsupportedMedia(IngestError):
 
     code = "UNSUPPORTED_MEDIA_TYPE"
     default_message = "Unsupported media type"
+
+
+class RateLimited(IngestError):
+    """The caller is over its rate limit: nothing of the request was done; retry after ``retry_after_s``."""
+
+    code = "RATE_LIMITED"
+    retriable = True
+    default_message = "Too many requests or events: over the rate limit; retry after the time given"
+
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

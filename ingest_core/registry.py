@@ -49,6 +49,8 @@ class Dataset:
     # The schema compiled for the events' common path (see ingest_core.event_types); None when it
     # uses anything outside the subset compiled.
     event_type: EventType | None
+    # May anonymous clients publish to it? Only datasets can be public; imports always need a key.
+    public: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ def parse_registry(doc: Any, source: Path) -> Registry:
             schema_file=schema_file,
             validator=validator,
             event_type=compile_event_type(schema, read, _uncompiled(item["id"], schema_file)),
+            public=item.get("public", False),
         )
         records[item["id"]] = datasets[item["id"]]
     entry_file = schema_path("sources/entry.json")

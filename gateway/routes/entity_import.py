@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 from aiohttp import BodyPartReader, hdrs, web
 
+from gateway.access import bearer
 from gateway.context import CONTEXT
 from gateway.errors import RouteNotFound, http_form
 from gateway.handling import Routes, error_headers
-from gateway.routes.jsonl_import import UPLOAD_CHUNK, UPLOADS, bearer, jobs_call
+from gateway.routes.jsonl_import import UPLOAD_CHUNK, UPLOADS, jobs_call
 from ingest_core.entity_import import check_domain, check_form
 from ingest_core.errors import (
     EntityNotFound,
@@ -123,7 +124,7 @@ async def create_job(request: web.Request) -> web.Response:
     _version(request)
     ctx, uploads = request.app[CONTEXT], request.app[UPLOADS]
     entity_id = request.match_info["entity"]
-    principal = ctx.principals.authorize(bearer(request), PERMISSION, entity_id)
+    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION, entity_id)
     entity = ctx.registry.entities.get(entity_id)
     if entity is None:
         raise EntityNotFound(f"Unknown entity {entity_id[:128]!r}", problems=[("entity", "no such entity")])
@@ -192,7 +193,7 @@ async def _queue(request: web.Request, job: Job) -> None:
 async def get_job(request: web.Request) -> web.Response:
     _version(request)
     ctx = request.app[CONTEXT]
-    principal = ctx.principals.authorize(bearer(request), PERMISSION)
+    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION)
     job = await jobs_call(ctx.jobs().get(request.match_info["id"]))
     if job is None or job.kind != KIND or not (job.principal == principal.id or principal.unscoped):
         raise ImportNotFound("No such job", problems=[("id", "no such job")])

@@ -1,4 +1,5 @@
-"""``POST /v2/data/in/{dataset_id}``: admit, read the body, prepare the records, publish, answer."""
+"""``POST /v2/data/in/{dataset_id}``: check access and limits, admit, read the body, prepare the
+records, take their events' tokens, publish, answer."""
 
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ from gateway.tracing import trace_records
 
 async def ingest(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    dataset_id = request.match_info["dataset_id"]
+    caller = ctx.access.data_in(ctx, request, dataset_id)
     coding = content_coding(request)
     async with ctx.admission.hold(held_size(request, coding, ctx.max_body_bytes)) as held:
         body = received_body(request, coding, ctx.max_body_bytes)
         if body is None:
             body = await read_body(request, coding, ctx.max_body_bytes, ctx.body_timeout_s)
         held.resize(len(body))
-        prepared = ctx.ingestor.prepare_body(request.match_info["dataset_id"], body)
+        prepared = ctx.ingestor.prepare_body(dataset_id, body)
         del body
-        trace_records(request, prepared.records)
         msgid = request[MSGID_KEY] = prepared.msgid
+        ctx.access.take_events(caller, len(prepared.records))
+        trace_records(request, prepared.records)
         held.add_events(len(prepared.records))
         sending = ctx.publish(prepared)
         del prepared  # nothing of the request stays referenced while Kafka acknowledges

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
+from gateway.access import bearer
 from gateway.context import CONTEXT, GatewayContext
 from gateway.handling import Routes, message_error_response
 from gateway.settings import GatewaySettings
@@ -49,11 +50,6 @@ class Uploads:
 UPLOADS = web.AppKey("gateway.uploads", Uploads)
 
 
-def bearer(request: web.Request) -> str | None:
-    scheme, _, secret = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    return secret.strip() or None if scheme.lower() == "bearer" else None
-
-
 async def jobs_call(coro: Any) -> Any:
     try:
         return await coro
@@ -75,7 +71,7 @@ def status_body(job: Job) -> dict[str, Any]:
 
 async def create_import(request: web.Request) -> web.Response:
     ctx, uploads = request.app[CONTEXT], request.app[UPLOADS]
-    principal = ctx.principals.authorize(bearer(request), PERMISSION)
+    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION)
     import_id = new_import_id()
     job = Job(
         id=import_id, kind=KIND, status="WAITING_FOR_UPLOAD", principal=principal.id,
@@ -90,7 +86,7 @@ async def create_import(request: web.Request) -> web.Response:
 
 async def _job_of(ctx: GatewayContext, request: web.Request) -> Job:
     """The request's import, when its caller may see it (its maker, or an unscoped principal)."""
-    principal = ctx.principals.authorize(bearer(request), PERMISSION)
+    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION)
     job = await jobs_call(ctx.jobs().get(request.match_info["import_id"]))
     if job is None or job.kind != KIND or not (job.principal == principal.id or principal.unscoped):
         raise ImportNotFound()

@@ -77,6 +77,7 @@ def _caller(request: web.Request) -> Principal:
         raise Unauthorized()
     if not principal.may(PERMISSION, USER_TYPE):
         raise Forbidden()
+    request.app[CONTEXT].access.take_request(principal)
     return principal
 
 

@@ -32,7 +32,7 @@ PERMISSION = "source-import"
 
 async def source_import(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = ctx.principals.authorize(request.headers.get("X-API-KEY"), PERMISSION)
+    principal = ctx.access.authorize(ctx, request.headers.get("X-API-KEY"), PERMISSION)
     coding = content_coding(request)
     async with ctx.admission.hold(held_size(request, coding, ctx.max_body_bytes)) as held:
         body = received_body(request, coding, ctx.max_body_bytes)
@@ -46,6 +46,7 @@ async def source_import(request: web.Request) -> web.Response:
         import_id = new_import_id()
         prepared = ctx.source_importer.prepare(source_id, entries, import_id)
         del entries
+        ctx.access.take_events(ctx.access.of(principal), len(prepared.records))
         trace_records(request, prepared.records)
         count = len(prepared.records)
         held.add_events(count)

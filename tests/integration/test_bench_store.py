@@ -21,7 +21,11 @@ TOPIC = "bench.store.test"
 def _registry(tmp_path: Path) -> Path:
     path = tmp_path / "topics.yaml"
     schema = ROOT / "schemas" / "datasets" / "example.json"
-    doc = {"datasets": [{"id": "example", "entry_topic": TOPIC, "schema": str(schema), "key": "eid"}]}
+    doc = {
+        "datasets": [
+            {"id": "example", "entry_topic": TOPIC, "schema": str(schema), "key": "eid", "public": True}
+        ]
+    }
     path.write_text(yaml.safe_dump(doc))
     return path
 

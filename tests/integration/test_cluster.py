@@ -42,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def replicated(topic: str, partitions: int = 3) -> dict[str, object]:
     return {
         "id": "example", "entry_topic": topic, "partitions": partitions, "replication_factor": 3,
-        "min_insync_replicas": 2, "schema": str(EXAMPLE_SCHEMA),
+        "min_insync_replicas": 2, "schema": str(EXAMPLE_SCHEMA), "public": True,
     }  # fmt: skip
 
 

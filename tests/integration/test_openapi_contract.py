@@ -42,12 +42,19 @@ PRINCIPALS = parse_principals(
     {
         "principals": [
             {"id": "all", "key_sha256": _digest("k-all"), "permissions": ["ingest", "source-import", "entity-import", "import", "run-import"]},
-            {"id": "none", "key_sha256": _digest("k-none"), "permissions": ["ingest"]},
+            {"id": "none", "key_sha256": _digest("k-none"), "permissions": ["ingest"], "scopes": ["example"]},
+            {
+                "id": "slow", "key_sha256": _digest("k-slow"), "limits": {"requests_per_s": 0.001, "requests_burst": 1},
+                "permissions": ["ingest", "source-import", "entity-import", "import", "run-import"],
+            },
         ]
     },
     Path("auth.yaml"),
 )  # fmt: skip
 BEARER = {"Authorization": "Bearer k-all"}
+SLOW_KEY = {"X-API-KEY": "k-slow"}  # a principal of one request per 1,000 s: its second is 429
+SLOW_BEARER = {"Authorization": "Bearer k-slow"}
+SLOW_USER = {"X-User-Id": "slow", "X-Auth-Token": "k-slow"}
 USER = {"X-User-Id": "all", "X-Auth-Token": "k-all"}
 CSV = {"type": "csv", "mapping": json.dumps({"1": "name"})}
 
@@ -182,6 +189,13 @@ JOB = "/api/{version}/job/{id}"
 CASES: dict[tuple[str, str, str], Call] = {
     ("/v2/data/in/{dataset_id}", "post", "200"): lambda g: data_in(g, envelope({"eid": "ok"}, msgid="m-200")),
     ("/v2/data/in/{dataset_id}", "post", "400"): lambda g: g.call("POST", "/v2/data/in/example", data=b"{nope"),
+    ("/v2/data/in/{dataset_id}", "post", "401"): lambda g: data_in(g, envelope({"eid": "x"}), dataset="private"),
+    ("/v2/data/in/{dataset_id}", "post", "403"): lambda g: data_in(
+        g, envelope({"eid": "x"}), dataset="private", headers={"X-API-KEY": "k-none"}
+    ),
+    ("/v2/data/in/{dataset_id}", "post", "429"): lambda g: limited(
+        lambda: data_in(g, envelope({"eid": "x"}), dataset="private", headers={"X-API-KEY": "k-slow"})
+    ),
     ("/v2/data/in/{dataset_id}", "post", "404"): lambda g: data_in(g, envelope({"eid": "x"}), dataset="nope"),
     ("/v2/data/in/{dataset_id}", "post", "405"): lambda g: g.call("GET", "/v2/data/in/example"),
     ("/v2/data/in/{dataset_id}", "post", "408"): body_timeout,
@@ -206,10 +220,12 @@ CASES: dict[tuple[str, str, str], Call] = {
     ("/api/v1/source/import", "post", "503"): lambda g: injected(
         g, KafkaUnavailable(), lambda g: g.call("POST", "/api/v1/source/import", headers={"X-API-KEY": "k-all"}, json=SOURCE)
     ),
+    ("/api/v1/source/import", "post", "429"): lambda g: limited(lambda: g.call("POST", "/api/v1/source/import", headers=SLOW_KEY, json=SOURCE)),
     ("/v1/import", "post", "200"): lambda g: g.call("POST", "/v1/import", headers=BEARER),
     ("/v1/import", "post", "401"): lambda g: g.call("POST", "/v1/import"),
     ("/v1/import", "post", "403"): lambda g: g.call("POST", "/v1/import", headers={"Authorization": "Bearer k-none"}),
     ("/v1/import", "post", "503"): lambda g: g.call("POST", "/v1/import", headers=BEARER, down=True),
+    ("/v1/import", "post", "429"): lambda g: limited(lambda: g.call("POST", "/v1/import", headers=SLOW_BEARER)),
     ("/v1/import/{import_id}/upload", "put", "200"): lambda g: upload(g),
     ("/v1/import/{import_id}/upload", "put", "403"): lambda g: g.call("PUT", "/v1/import/import_x/upload?token=bad", data=b"x"),
     ("/v1/import/{import_id}/upload", "put", "404"): lambda g: upload(g, "import_01aaaaaaaaaaaaaaaaaaaaaaaa"),
@@ -221,6 +237,7 @@ CASES: dict[tuple[str, str, str], Call] = {
     ("/v1/import/{import_id}", "get", "401"): lambda g: g.call("GET", "/v1/import/import_x"),
     ("/v1/import/{import_id}", "get", "403"): lambda g: g.call("GET", "/v1/import/import_x", headers={"Authorization": "Bearer k-none"}),
     ("/v1/import/{import_id}", "get", "404"): lambda g: g.call("GET", "/v1/import/import_x", headers=BEARER),
+    ("/v1/import/{import_id}", "get", "429"): lambda g: limited(lambda: g.call("GET", "/v1/import/import_x", headers=SLOW_BEARER)),
     (ENTITY, "post", "200"): lambda g: g.call("POST", "/api/v1/entities/customers/import", data=form(), headers={**BEARER, "domain": "d"}),
     (ENTITY, "post", "400"): lambda g: g.call("POST", "/api/v1/entities/customers/import", data=form(), headers=BEARER),
     (ENTITY, "post", "401"): lambda g: g.call("POST", "/api/v1/entities/customers/import", data=form(), headers={"domain": "d"}),
@@ -235,31 +252,40 @@ CASES: dict[tuple[str, str, str], Call] = {
     (ENTITY, "post", "503"): lambda g: g.call(
         "POST", "/api/v1/entities/customers/import", data=form(), headers={**BEARER, "domain": "d"}, down=True
     ),
+    (ENTITY, "post", "429"): lambda g: limited(
+        lambda: g.call("POST", "/api/v1/entities/customers/import", data=form(), headers={**SLOW_BEARER, "domain": "d"})
+    ),
     (JOB, "get", "200"): lambda g: _then(job_id(g), lambda i: g.call("GET", f"/api/v1/job/{i}", headers=BEARER)),
     (JOB, "get", "401"): lambda g: g.call("GET", "/api/v1/job/x"),
     (JOB, "get", "403"): lambda g: g.call("GET", "/api/v1/job/x", headers={"Authorization": "Bearer k-none"}),
     (JOB, "get", "404"): lambda g: g.call("GET", "/api/v1/job/x", headers=BEARER),
+    (JOB, "get", "429"): lambda g: limited(lambda: g.call("GET", "/api/v1/job/x", headers=SLOW_BEARER)),
     ("/api/v1/import.new", "post", "200"): lambda g: operation(g),
     ("/api/v1/import.new", "post", "401"): lambda g: g.call("POST", "/api/v1/import.new"),
     ("/api/v1/import.new", "post", "403"): lambda g: g.call("POST", "/api/v1/import.new", headers={"X-User-Id": "none", "X-Auth-Token": "k-none"}),
     ("/api/v1/import.new", "post", "503"): lambda g: g.call("POST", "/api/v1/import.new", headers=USER, down=True),
+    ("/api/v1/import.new", "post", "429"): lambda g: limited(lambda: g.call("POST", "/api/v1/import.new", headers=SLOW_USER)),
     ("/api/v1/import.addUsers", "post", "200"): lambda g: operation(g, ("POST", "import.addUsers", USERS)),
     ("/api/v1/import.addUsers", "post", "400"): lambda g: operation(g, ("POST", "import.addUsers", {"users": [{}]})),
     ("/api/v1/import.addUsers", "post", "401"): lambda g: g.call("POST", "/api/v1/import.addUsers", json=USERS),
     ("/api/v1/import.addUsers", "post", "403"): lambda g: g.call("POST", "/api/v1/import.addUsers", json=USERS, headers={"X-User-Id": "none", "X-Auth-Token": "k-none"}),
+    ("/api/v1/import.addUsers", "post", "429"): lambda g: limited(lambda: g.call("POST", "/api/v1/import.addUsers", json=USERS, headers=SLOW_USER)),
     ("/api/v1/import.run", "post", "200"): lambda g: operation(g, ("POST", "import.addUsers", USERS), ("POST", "import.run", None)),
     ("/api/v1/import.run", "post", "400"): lambda g: operation(g, ("POST", "import.run", None)),
     ("/api/v1/import.run", "post", "401"): lambda g: g.call("POST", "/api/v1/import.run"),
     ("/api/v1/import.run", "post", "403"): lambda g: g.call("POST", "/api/v1/import.run", headers={"X-User-Id": "none", "X-Auth-Token": "k-none"}),
     ("/api/v1/import.run", "post", "503"): lambda g: g.call("POST", "/api/v1/import.run", headers=USER, down=True),
+    ("/api/v1/import.run", "post", "429"): lambda g: limited(lambda: g.call("POST", "/api/v1/import.run", headers=SLOW_USER)),
     ("/api/v1/import.status", "get", "200"): lambda g: g.call("GET", "/api/v1/import.status", headers=USER),
     ("/api/v1/import.status", "get", "401"): lambda g: g.call("GET", "/api/v1/import.status"),
     ("/api/v1/import.status", "get", "403"): lambda g: g.call("GET", "/api/v1/import.status", headers={"X-User-Id": "none", "X-Auth-Token": "k-none"}),
+    ("/api/v1/import.status", "get", "429"): lambda g: limited(lambda: g.call("GET", "/api/v1/import.status", headers=SLOW_USER)),
     ("/api/v1/getCurrentImportOperation", "get", "200"): lambda g: g.call("GET", "/api/v1/getCurrentImportOperation", headers=USER),
     ("/api/v1/getCurrentImportOperation", "get", "401"): lambda g: g.call("GET", "/api/v1/getCurrentImportOperation"),
     ("/api/v1/getCurrentImportOperation", "get", "403"): lambda g: g.call(
         "GET", "/api/v1/getCurrentImportOperation", headers={"X-User-Id": "none", "X-Auth-Token": "k-none"}
     ),
+    ("/api/v1/getCurrentImportOperation", "get", "429"): lambda g: limited(lambda: g.call("GET", "/api/v1/getCurrentImportOperation", headers=SLOW_USER)),
     ("/health", "get", "200"): lambda g: g.call("GET", "/health"),
     ("/ready", "get", "200"): lambda g: g.call("GET", "/ready"),
     ("/ready", "get", "503"): not_ready,
@@ -267,6 +293,12 @@ CASES: dict[tuple[str, str, str], Call] = {
     ("/openapi.json", "get", "200"): lambda g: g.call("GET", "/openapi.json"),
     ("/docs", "get", "200"): lambda g: g.call("GET", "/docs"),
 }  # fmt: skip
+
+
+async def limited(call: Callable[[], Awaitable[Answer]]) -> Answer:
+    """The second of two calls of the slow principal: its bucket holds one request."""
+    await call()
+    return await call()
 
 
 async def _then(first: Awaitable[str], then: Callable[[str], Awaitable[Answer]]) -> Answer:
@@ -282,7 +314,10 @@ async def gateways(bootstrap: str, tmp_path: Path) -> AsyncIterator[Gateways]:
         "types": [{"type": "t", "topic": unique("type")}, {"type": "user", "topic": unique("user")}],
         "entities": [{"id": "customers", "topic": unique("entity"), "schema": str(ROOT / "schemas/entities/customers.json")}],
     }  # fmt: skip
-    datasets = [{"id": "example", "entry_topic": unique("ingest"), "schema": str(EXAMPLE_SCHEMA)}]
+    datasets: list[dict[str, Any]] = [
+        {"id": "example", "entry_topic": unique("ingest"), "schema": str(EXAMPLE_SCHEMA)},
+        {"id": "private", "entry_topic": unique("private"), "schema": str(EXAMPLE_SCHEMA), "public": False},
+    ]
     common: dict[str, Any] = {
         "principals": PRINCIPALS, "jobs_topic": jobs_topic, "upload_signing_key": KEY, "max_upload_bytes": 10_000,
         "body_timeout_ms": 300, "max_body_bytes": 1_000_000, **registry,

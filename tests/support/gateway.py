@@ -69,7 +69,9 @@ class GatewayHandle:
 
 
 def write_registry(path: Path, datasets: list[dict[str, Any]], **more: list[dict[str, Any]]) -> Path:
-    """A registry file of ``datasets`` (and ``sources=``, ``types=``, ``entities=``)."""
+    """A registry file of ``datasets`` (and ``sources=``, ``types=``, ``entities=``); the datasets
+    take anonymous requests (``public``) unless one says otherwise, as most tests send none."""
+    datasets = [{"public": True, **d} for d in datasets]
     path.write_text(yaml.safe_dump({"datasets": datasets, **more}), encoding="utf-8")
     return path
 
