@@ -22,15 +22,18 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from ingest_core.kafka import client_settings
+from ingest_core.kafka import DYNAMIC, Membership, client_settings
 
 log = logging.getLogger(__name__)
+# Poll errors repeat for as long as Kafka is away: ingest_core.log_repeats bounds this logger.
+poll_log = logging.getLogger("consumers.runner.poll")
 
 BatchHandler = Callable[[Sequence[Message]], Coroutine[Any, Any, bool]]
 
@@ -53,6 +56,7 @@ class BatchRunner:
         max_in_flight_bytes: int = 64 * 1024 * 1024,
         revoke_wait_s: float = 60.0,
         after_poll: Callable[[Consumer, list[TopicPartition]], None] | None = None,
+        membership: Membership = DYNAMIC,
     ) -> None:
         self._topics = list(topics)
         self._resubscribe: list[str] | None = None
@@ -81,6 +85,7 @@ class BatchRunner:
                     "bootstrap.servers": bootstrap,
                     "group.id": group,
                     "client.id": client_id,
+                    **membership.settings(),
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
                     # A store outage is retried without polling; allow it 10 minutes before the group
@@ -99,6 +104,7 @@ class BatchRunner:
         )
         self.assigned: list[TopicPartition] = []
         self.kafka_ok = False
+        self._down_since: float | None = None  # since when Kafka has been unreachable, if it is
         self._stopping = False
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -146,6 +152,9 @@ class BatchRunner:
                     self._note_errors(messages)
                 if batch:
                     self.kafka_ok = True
+                    if self._down_since is not None:
+                        log.info("Kafka answers again, after %.0f s", time.monotonic() - self._down_since)
+                        self._down_since = None
                     self._start(batch)
                 if not await self._commit_persisted(room_for=1):
                     return  # stopping before a batch was handled: it stays uncommitted
@@ -240,8 +249,13 @@ class BatchRunner:
         for msg in messages:
             err = msg.error()
             if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", err.str())
-                self.kafka_ok = err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+                down = err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+                if down and self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning("Kafka is unreachable: %s", err.str())
+                else:
+                    poll_log.warning("consumer error: %s", err.str())
+                self.kafka_ok = not down
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         # Asynchronous: a synchronous commit issued while the group rebalances waits until this

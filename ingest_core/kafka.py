@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported from cimpl, not in its __all__
 
-from ingest_core.env import SettingsError
+from ingest_core.env import SettingsError, env_int, env_opt
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ PREFIX = "LIBRDKAFKA_"
 # Set by the programs themselves: a deployment may not change what the guarantees rest on.
 _OURS = frozenset(
     {"bootstrap.servers", "client.id", "group.id", "acks", "enable.idempotence", "enable.auto.commit",
-     "enable.auto.offset.store", "transactional.id"}
+     "enable.auto.offset.store", "transactional.id", "group.instance.id", "session.timeout.ms"}
 )  # fmt: skip
 _client_config: dict[str, str] = {}
 
@@ -57,6 +57,43 @@ def client_settings(own: dict[str, Any]) -> dict[str, Any]:
 
 def passed_through() -> Mapping[str, str]:
     return _client_config
+
+
+# The broker's group.min.session.timeout.ms and group.max.session.timeout.ms defaults.
+MIN_SESSION_TIMEOUT_MS, MAX_SESSION_TIMEOUT_MS = 6_000, 1_800_000
+SESSION_TIMEOUT_MS = 10_000  # a dead member's partitions wait this long (librdkafka's: 45 s)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """How a consumer belongs to its group. ``instance_id`` (static membership): a member that
+    comes back under the same id within ``session_timeout_ms`` gets its partitions back at once,
+    with no rebalance; a member that is gone for good is replaced once that timeout has passed
+    (a static member does not leave the group when it stops, so this also bounds a scale-down)."""
+
+    instance_id: str | None = None
+    session_timeout_ms: int = SESSION_TIMEOUT_MS
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"session.timeout.ms": self.session_timeout_ms}
+        if self.instance_id is not None:
+            out["group.instance.id"] = self.instance_id
+        return out
+
+
+DYNAMIC = Membership()
+
+
+def membership_from_env(env: Mapping[str, str], instance_variable: str) -> Membership:
+    """``instance_variable`` (``SINK_INSTANCE_ID``, ``IMPORTER_INSTANCE_ID``) and
+    ``CONSUMER_SESSION_TIMEOUT_MS``; raises SettingsError."""
+    return Membership(
+        instance_id=env_opt(env, instance_variable),
+        session_timeout_ms=env_int(
+            env, "CONSUMER_SESSION_TIMEOUT_MS", SESSION_TIMEOUT_MS,
+            minimum=MIN_SESSION_TIMEOUT_MS, maximum=MAX_SESSION_TIMEOUT_MS,
+        ),
+    )  # fmt: skip
 
 
 class KafkaAdminError(RuntimeError):

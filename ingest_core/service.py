@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from ingest_core.env import SettingsError
 from ingest_core.kafka import client_config_from_env, configure_clients
+from ingest_core.log_repeats import bound_repeats
 from ingest_core.registry import Registry, RegistryError, load_registry
 from ingest_core.runtime import install_event_loop, running_loop_name, tune_gc
 
@@ -75,6 +76,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     """``LOG_FORMAT``: ``text`` lines, or ``json``: one object a line (``time``, ``level``,
     ``logger``, ``message``, ``pid``, and what a line adds: ``request_id``, ``route``, ``status``,
     ``duration_ms``...). Neither ever holds an event's payload or a secret: no log call is given one."""
+    bound_repeats()
     if fmt == "json":
         from pythonjsonlogger.json import JsonFormatter
 

@@ -48,6 +48,11 @@ if [ -z "${AUTH_FILE:-}" ]; then
   if [ -z "${UPLOAD_SIGNING_KEY:-}" ]; then UPLOAD_SIGNING_KEY=$(cat data/upload-signing-key); export UPLOAD_SIGNING_KEY; fi
 fi
 
+# Static group membership: a sink or importer restarted after a crash gets its partitions back at
+# once instead of after the group's session timeout.
+export SINK_INSTANCE_ID="${SINK_INSTANCE_ID:-sink-$(hostname)}"
+export IMPORTER_INSTANCE_ID="${IMPORTER_INSTANCE_ID:-importer-$(hostname)}"
+
 if [ -x "$bin/ingest-sink" ] && [ "${RUN_SINK:-1}" = 1 ]; then
   "$bin/ingest-sink" & pids+=($!)
 fi

@@ -63,7 +63,7 @@ def create_app(settings: ImporterSettings, registry: Registry) -> web.Applicatio
         service = ImporterService(
             settings.kafka_bootstrap_servers, settings.group, settings.jobs_topic, jobs,
             {JSONL_KIND: jsonl, ENTITY_KIND: entity, OPERATION_KIND: operation}, metrics,
-            settings.max_backoff_ms / 1000,
+            settings.max_backoff_ms / 1000, settings.membership,
         )  # fmt: skip
         app[SERVICE] = service
 

@@ -24,7 +24,7 @@ from consumers.importer.metrics import ImporterMetrics
 from consumers.importer.running import JobRunner
 from ingest_core.errors import IngestError
 from ingest_core.jobs import JobStore
-from ingest_core.kafka import client_settings
+from ingest_core.kafka import DYNAMIC, Membership, client_settings
 from ingest_core.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class ImporterService:
         runners: Mapping[str, JobRunner],
         metrics: ImporterMetrics,
         max_backoff_s: float,
+        membership: Membership = DYNAMIC,
     ) -> None:
         self._consumer = Consumer(
             client_settings(
@@ -49,6 +50,7 @@ class ImporterService:
                     "bootstrap.servers": bootstrap,
                     "group.id": group,
                     "client.id": "ingest-importer",
+                    **membership.settings(),
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
                     # A job runs while the consumer polls paused partitions: this bounds only a stall.

@@ -9,6 +9,7 @@ from pathlib import Path
 from ingest_core.blobs import blob_store_url
 from ingest_core.env import env_choice, env_int, env_str
 from ingest_core.jsonl import DEFAULT_MAX_LINE_BYTES
+from ingest_core.kafka import DYNAMIC, Membership, membership_from_env
 from ingest_core.runtime import event_loop_from_env
 from ingest_core.tabular import XLSX_IN_MEMORY_MAX_BYTES
 
@@ -36,6 +37,8 @@ class ImporterSettings:
     log_level: str = "info"  # LOG_LEVEL
     log_format: str = "text"  # LOG_FORMAT: text, or json (one object a line)
     event_loop: str = "uvloop"  # EVENT_LOOP
+    # IMPORTER_INSTANCE_ID (static membership) and CONSUMER_SESSION_TIMEOUT_MS
+    membership: Membership = DYNAMIC
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ImporterSettings:
@@ -61,4 +64,5 @@ class ImporterSettings:
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             log_format=env_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             event_loop=event_loop_from_env(env),
+            membership=membership_from_env(env, "IMPORTER_INSTANCE_ID"),
         )

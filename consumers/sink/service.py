@@ -54,6 +54,7 @@ class SinkService:
             max_in_flight_bytes=settings.max_inflight_bytes,
             client_id="ingest-sink",
             after_poll=self._update_lag,
+            membership=settings.membership,
         )
         self.store_ok = False
         self._lag_updated = -_LAG_INTERVAL_S

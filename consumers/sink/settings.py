@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_core.env import env_choice, env_int, env_str
+from ingest_core.kafka import DYNAMIC, Membership, membership_from_env
 from ingest_core.runtime import event_loop_from_env
 
 
@@ -28,6 +29,8 @@ class SinkSettings:
     log_level: str = "info"  # LOG_LEVEL
     log_format: str = "text"  # LOG_FORMAT: text, or json (one object a line)
     event_loop: str = "uvloop"  # EVENT_LOOP: auto (uvloop when installed), uvloop or asyncio; resolved
+    # SINK_INSTANCE_ID (static membership) and CONSUMER_SESSION_TIMEOUT_MS
+    membership: Membership = DYNAMIC
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SinkSettings:
@@ -49,4 +52,5 @@ class SinkSettings:
             log_level=env_choice(env, "LOG_LEVEL", d.log_level, ("debug", "info", "warning", "error")),
             log_format=env_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             event_loop=event_loop_from_env(env),
+            membership=membership_from_env(env, "SINK_INSTANCE_ID"),
         )

@@ -311,8 +311,9 @@ async def test_rows_the_store_refuses_are_dead_lettered_and_the_rest_persist(
 
 
 def _sink_process(
-    bootstrap: str, registry: Registry, store_url: str, group: str, port: int, event_loop: str = "auto"
-) -> subprocess.Popen[bytes]:
+    bootstrap: str, registry: Registry, store_url: str, group: str, port: int, event_loop: str = "auto",
+    **more: str,
+) -> subprocess.Popen[bytes]:  # fmt: skip
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -323,6 +324,7 @@ def _sink_process(
         "SINK_BATCH_SIZE": "500",
         "LOG_LEVEL": "info",
         "EVENT_LOOP": event_loop,
+        **more,
     }
     # Its log goes to the store's directory (the test's tmp_path), so a failure can show it.
     log = Path(store_url.removeprefix("sqlite:///")).with_name(f"sink-{port}.log")
@@ -366,6 +368,36 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: 
     logs = _sink_logs(tmp_path)
     assert f"listening on http://127.0.0.1:{port} (asyncio)" in logs, logs
     assert "(uvloop)" in logs, logs
+
+
+async def test_a_sink_killed_and_restarted_resumes_before_its_session_timeout(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A session timeout far longer than the wait allowed below: only static membership (the same
+    # SINK_INSTANCE_ID, as a restarted pod or make run has) lets the new process resume in time.
+    topic = unique("ingest.static")
+    registry = await make_registry(kafka_bootstrap, tmp_path, topic)
+    store_url = f"sqlite:///{tmp_path / 'static.db'}"
+    group, more = unique("sink-static"), {"SINK_INSTANCE_ID": "sink-a", "CONSUMER_SESSION_TIMEOUT_MS": "120000"}
+    first = [native_record(i, msgid="static") for i in range(100)]
+    await asyncio.to_thread(produce_records, kafka_bootstrap, topic, first, 0)
+    proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair(), **more)
+    try:
+        await wait_for_rows(store_url, 100, timeout_s=60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair(), **more)
+        started = time.monotonic()
+        second = [native_record(i, msgid="static") for i in range(100, 200)]
+        await asyncio.to_thread(produce_records, kafka_bootstrap, topic, second, 0)
+        rows = await wait_for_rows(store_url, 200, timeout_s=40)
+        resumed_s = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert len(rows) == 200, _sink_logs(tmp_path)  # within a third of the session timeout
+    assert_each_event_once(rows, "static", 200)
+    print(f"static membership: the restarted sink stored every event {resumed_s:.1f} s after its start")
 
 
 async def test_sqlite_writer_killed_mid_stream_is_replaced_and_loses_nothing(

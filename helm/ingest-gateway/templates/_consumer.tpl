@@ -1,5 +1,7 @@
 {{/* A consumer program's Deployment (the sink, the import worker): its probes and metrics port.
-     Arguments: root, component, command, portEnv, values (the component's values). */}}
+     Arguments: root, component, command, portEnv, instanceEnv, values (the component's values).
+     The pod's name is its static group membership id: a container restarted after a crash gets its
+     partitions back at once instead of after the session timeout. */}}
 {{- define "ingest.consumer" -}}
 {{- $root := .root -}}
 {{- $v := .values -}}
@@ -47,6 +49,9 @@ spec:
               value: {{ $v.port | quote }}
             - name: DLQ_TOPIC
               value: {{ $root.Values.kafka.dlqTopic | quote }}
+            - name: {{ .instanceEnv }}
+              valueFrom:
+                fieldRef: {fieldPath: metadata.name}
             {{- range $name, $value := $v.env }}
             - name: {{ $name }}
               value: {{ $value | quote }}
