@@ -141,6 +141,37 @@ def _valid_utf8(body: bytes) -> bool:
     return True
 
 
+# Numbers of more than MAX_NUMBER_DIGITS digits are refused: beyond 64-bit integers and doubles,
+# most consumers' JSON parsers fail on them or round them. A run of that many digits anywhere in a
+# body (a cheap test: in strings too) sends it to the exact check of the slow path.
+MAX_NUMBER_DIGITS = 64
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGIT_RUN = b"0" * (MAX_NUMBER_DIGITS + 1)
+_HUGE = 10**MAX_NUMBER_DIGITS
+
+
+def may_hold_long_number(body: bytes) -> bool:
+    return _DIGIT_RUN in body.translate(_DIGITS_AS_ZERO)
+
+
+def holds_long_number(body: bytes) -> bool:
+    """Does the JSON document ``body`` hold a number of more than MAX_NUMBER_DIGITS digits?"""
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        return "out of range" in str(exc)  # beyond what even msgspec's integers hold
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= _HUGE:
+            return True
+    return False
+
+
 def msgid_of(doc: Any) -> str | None:
     """The request's msgid, for echoing in any response, when it has a string one."""
     if isinstance(doc, dict):
@@ -168,10 +199,15 @@ class Ingestor:
         prepared = self.prepare_raw(dataset_id, body)
         if prepared is not None:
             return prepared
+        if may_hold_long_number(body) and holds_long_number(body):
+            raise InvalidInput(
+                f"A number is out of range (more than {MAX_NUMBER_DIGITS} digits): send it as a string"
+            )
         try:
             doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("Request body is not valid JSON") from None
+        except orjson.JSONDecodeError as exc:
+            # orjson's words name what is wrong and where (never the body's content).
+            raise InvalidInput(f"Request body is not valid JSON: {exc}") from None
         try:
             return self.prepare(dataset_id, doc, bytes_may_hold_nul(body))
         except IngestError as error:
@@ -184,7 +220,7 @@ class Ingestor:
         dataset = self._registry.get(dataset_id)
         if dataset is None or dataset.entry_topic is None or dataset.event_type is None:
             return None
-        if bytes_may_hold_nul(body) or not _valid_utf8(body):
+        if bytes_may_hold_nul(body) or not _valid_utf8(body) or may_hold_long_number(body):
             return None
         event_type = dataset.event_type
         try:

@@ -82,11 +82,37 @@ def csv_rows(stream: IO[bytes], after: int = 0) -> Iterator[tuple[int, list[str]
         text.detach()
 
 
+# Zip bombs: a workbook is refused when its parts would inflate beyond XLSX_MAX_INFLATED_BYTES in
+# all, or a part larger than _RATIO_FLOOR inflates more than XLSX_MAX_RATIO times (real sheets'
+# XML compresses 5 to 50 times; a bomb's thousands). Both readers read a part no further than its
+# declared size, so the declared sizes bound what is inflated.
+XLSX_MAX_INFLATED_BYTES = 4 * 1024**3
+XLSX_MAX_RATIO = 200
+_RATIO_FLOOR = 10 * 1024**2
+
+
+def _check_inflation(book: zipfile.ZipFile) -> None:
+    infos = book.infolist()
+    total = sum(info.file_size for info in infos)
+    if total > XLSX_MAX_INFLATED_BYTES:
+        raise ValueError(
+            f"the workbook would inflate to {total} bytes, more than the {XLSX_MAX_INFLATED_BYTES} allowed"
+        )
+    for info in infos:
+        ratio = info.file_size // max(info.compress_size, 1)
+        if info.file_size > _RATIO_FLOOR and ratio > XLSX_MAX_RATIO:
+            raise ValueError(
+                f"the workbook's part {info.filename[:100]!r} inflates {ratio} times, more than the"
+                f" {XLSX_MAX_RATIO} allowed (a zip bomb?)"
+            )
+
+
 def xlsx_in_memory(stream: IO[bytes], max_bytes: int = XLSX_IN_MEMORY_MAX_BYTES) -> bool:
     """Is the workbook small enough to be read by the in-memory reader (its sheets' and shared
-    strings' XML at most ``max_bytes``)? Raises ValueError when it is not a zip."""
+    strings' XML at most ``max_bytes``)? Raises ValueError when it is not a zip, or a zip bomb."""
     try:
         with zipfile.ZipFile(stream) as book:
+            _check_inflation(book)
             size = sum(
                 info.file_size for info in book.infolist()
                 if info.filename.startswith("xl/worksheets/") or info.filename == "xl/sharedStrings.xml"
@@ -110,7 +136,8 @@ def xlsx_rows(
     datetime; None or ``""`` when empty). ``in_memory``: which reader (unless told, python-calamine
     up to ``in_memory_max_bytes`` of XML, else openpyxl). Raises ValueError for a file that is not
     a readable XLSX workbook."""
-    if in_memory if in_memory is not None else xlsx_in_memory(stream, in_memory_max_bytes):
+    fits = xlsx_in_memory(stream, in_memory_max_bytes)  # also refuses zip bombs
+    if in_memory if in_memory is not None else fits:
         return _calamine_rows(stream, after)
     return _openpyxl_rows(stream, after)
 

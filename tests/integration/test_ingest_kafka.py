@@ -114,7 +114,8 @@ async def test_key_defaults_to_msgid(kafka_bootstrap: str, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("dataset", "body", "raw", "status", "code", "message"),
     [
-        ("example", None, b"{not json", 400, "DATA_INGESTION_INVALID_INPUT", "Request body is not valid JSON"),
+        ("example", None, b"{not json", 400, "DATA_INGESTION_INVALID_INPUT",
+         "Request body is not valid JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"),
         ("example", {"ver": "v2"}, None, 400, "DATA_INGESTION_INVALID_INPUT",
          "#required should have required property 'id'"),
         ("nosuch", {"ver": "v2"}, None, 400, "DATA_INGESTION_INVALID_INPUT",

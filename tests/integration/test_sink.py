@@ -378,8 +378,11 @@ async def test_a_sink_killed_and_restarted_resumes_before_its_session_timeout(
     topic = unique("ingest.static")
     registry = await make_registry(kafka_bootstrap, tmp_path, topic)
     store_url = f"sqlite:///{tmp_path / 'static.db'}"
-    group, more = unique("sink-static"), {"SINK_INSTANCE_ID": "sink-a", "CONSUMER_SESSION_TIMEOUT_MS": "120000"}
-    first = [native_record(i, msgid="static") for i in range(100)]
+    group, more = (
+        unique("sink-static"),
+        {"SINK_INSTANCE_ID": "sink-a", "CONSUMER_SESSION_TIMEOUT_MS": "120000"},
+    )
+    first: list[tuple[bytes | None, bytes]] = [native_record(i, msgid="static") for i in range(100)]
     await asyncio.to_thread(produce_records, kafka_bootstrap, topic, first, 0)
     proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair(), **more)
     try:
@@ -388,7 +391,7 @@ async def test_a_sink_killed_and_restarted_resumes_before_its_session_timeout(
         proc.wait(timeout=10)
         proc = _sink_process(kafka_bootstrap, registry, store_url, group, free_port_pair(), **more)
         started = time.monotonic()
-        second = [native_record(i, msgid="static") for i in range(100, 200)]
+        second: list[tuple[bytes | None, bytes]] = [native_record(i, msgid="static") for i in range(100, 200)]
         await asyncio.to_thread(produce_records, kafka_bootstrap, topic, second, 0)
         rows = await wait_for_rows(store_url, 200, timeout_s=40)
         resumed_s = time.monotonic() - started

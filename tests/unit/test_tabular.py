@@ -184,3 +184,20 @@ def test_an_impossible_date_in_the_common_shape_is_worded_as_such(cell: str, pro
 @pytest.mark.parametrize(("word", "value"), [("TRUE", True), ("No", False), (" yes ", True), ("0", False)])
 def test_boolean_words_in_any_case(word: str, value: bool) -> None:
     assert Coercer({"b": {"type": "boolean"}}).value("b", word) is value
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated() -> None:
+    import io
+    import zipfile
+
+    from ingest_core.tabular import xlsx_rows
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("[Content_Types].xml", "<Types/>")
+        book.writestr("xl/worksheets/sheet1.xml", b"<row>" + b" " * (64 * 1024 * 1024) + b"</row>")
+    assert packed.tell() < 1024 * 1024  # 64 MiB of sheet in well under 1 MiB
+    packed.seek(0)
+    for in_memory in (True, False):
+        with pytest.raises(ValueError, match="inflates .* times, more than the 200 allowed"):
+            xlsx_rows(packed, in_memory=in_memory)
