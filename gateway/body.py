@@ -28,7 +28,7 @@ from typing import Final
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
-from gateway.errors import BodyTimeout, InvalidInput, PayloadTooLarge, UnsupportedEncoding
+from gateway.errors import BodyTimeout, InvalidInput, PayloadTooLarge, UnsupportedEncoding, UnsupportedMedia
 
 GZIP: Final = "gzip"
 DEFLATE: Final = "deflate"
@@ -52,6 +52,28 @@ def content_coding(request: web.Request) -> str | None:
         raise UnsupportedEncoding(
             f"Content-Encoding {value[:64]!r} is not supported: send the body as it is, or in gzip or deflate"
         ) from None
+
+
+# Bodies in a form's encodings or in XML are not JSON whatever they hold: a client that sent one
+# (curl -d without a Content-Type sends a form's) is told so, rather than given a schema error. Any
+# other type is read as JSON, as the reference reads it (clients send text/plain, octet-stream...).
+_NOT_JSON: Final = (
+    "application/x-www-form-urlencoded",
+    "multipart/",
+    "text/html",
+    "application/xml",
+    "text/xml",
+)
+
+
+def check_json_media(request: web.Request) -> None:
+    """Raises UnsupportedMedia for a Content-Type that is certainly not JSON."""
+    media = request.headers.get(hdrs.CONTENT_TYPE)
+    if media is None or media.startswith("application/json"):
+        return
+    kind = media.partition(";")[0].strip().lower()
+    if kind.startswith(_NOT_JSON) or kind.endswith("+xml"):
+        raise UnsupportedMedia(f"Content-Type {kind[:64]!r} is not JSON: send the body as application/json")
 
 
 async def expect_continue(_request: web.Request) -> None:

@@ -112,6 +112,7 @@ ALL_ERRORS: tuple[type[IngestError], ...] = (
     TopicMissing,
     PayloadTooLarge,
     UnsupportedEncoding,
+    UnsupportedMedia,
     BodyTimeout,
     KafkaUnavailable,
     Overloaded,
@@ -143,5 +144,6 @@ __all__ = [
     "TopicNotDefined",
     "Unauthorized",
     "UnsupportedEncoding",
+    "UnsupportedMedia",
     "http_form",
 ]

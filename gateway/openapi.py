@@ -242,7 +242,9 @@ def _data_in() -> dict[str, Any]:
                 "405": _answer("METHOD_NOT_ALLOWED", error),
                 "408": _answer("REQUEST_TIMEOUT: the body did not arrive in time", error),
                 "413": _answer("PAYLOAD_TOO_LARGE", error),
-                "415": _answer("UNSUPPORTED_CONTENT_ENCODING", error),
+                "415": _answer(
+                    "UNSUPPORTED_CONTENT_ENCODING, or UNSUPPORTED_MEDIA_TYPE (a form, HTML or XML)", error
+                ),
                 "429": _answer(
                     "RATE_LIMITED: over the caller's requests/s or events/s", error, headers=RETRY_AFTER
                 ),

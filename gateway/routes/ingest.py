@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.body import content_coding, expect_continue, held_size, read_body, received_body
+from gateway.body import (
+    check_json_media,
+    content_coding,
+    expect_continue,
+    held_size,
+    read_body,
+    received_body,
+)
 from gateway.context import CONTEXT
 from gateway.handling import MSGID_KEY, Routes
 from gateway.responses import success_body
@@ -16,6 +23,7 @@ async def ingest(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     dataset_id = request.match_info["dataset_id"]
     caller = ctx.access.data_in(ctx, request, dataset_id)
+    check_json_media(request)
     coding = content_coding(request)
     async with ctx.admission.hold(held_size(request, coding, ctx.max_body_bytes)) as held:
         body = received_body(request, coding, ctx.max_body_bytes)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.body import check_json_media
 from gateway.context import CONTEXT
 from gateway.errors import http_form
 from gateway.handling import Routes, error_headers
@@ -104,6 +105,7 @@ async def new_operation(request: web.Request) -> web.Response:
 
 async def add_users(request: web.Request) -> web.Response:
     principal = _caller(request)
+    check_json_media(request)
     try:
         doc = orjson.loads(await request.read())
     except orjson.JSONDecodeError:

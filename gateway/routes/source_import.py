@@ -13,7 +13,14 @@ import logging
 
 from aiohttp import hdrs, web
 
-from gateway.body import content_coding, expect_continue, held_size, read_body, received_body
+from gateway.body import (
+    check_json_media,
+    content_coding,
+    expect_continue,
+    held_size,
+    read_body,
+    received_body,
+)
 from gateway.context import CONTEXT
 from gateway.errors import Forbidden
 from gateway.handling import Routes, message_error_response
@@ -33,6 +40,7 @@ PERMISSION = "source-import"
 async def source_import(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = ctx.access.authorize(ctx, request.headers.get("X-API-KEY"), PERMISSION)
+    check_json_media(request)
     coding = content_coding(request)
     async with ctx.admission.hold(held_size(request, coding, ctx.max_body_bytes)) as held:
         body = received_body(request, coding, ctx.max_body_bytes)

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.support.gateway import EXAMPLE_SCHEMA, GatewayHandle, envelope, running_gateway
@@ -100,3 +101,26 @@ async def test_headers_cannot_inject_into_answers_and_are_bounded(
     assert many_status in (400, 431)  # aiohttp's bound on the header count
     assert long_id != "x" * 129
     assert still == 200
+
+
+async def test_bodies_that_are_certainly_not_json_are_415_on_every_json_route(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    dataset = {"id": "example", "entry_topic": unique("media"), "schema": str(EXAMPLE_SCHEMA)}
+    good = envelope({"eid": "E"})
+    async with running_gateway(kafka_bootstrap, [dataset], tmp_path) as gw:
+        statuses = {}
+        for media in ("application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/xml",
+                      "application/soap+xml", "TEXT/HTML; charset=utf-8"):  # fmt: skip
+            async with gw.session.post(
+                "/v2/data/in/example", json=good, headers={"Content-Type": media}
+            ) as r:
+                statuses[media] = r.status, (await r.json())["error"]["message"]
+        accepted = {}
+        for media in ("application/json; charset=utf-8", "text/plain", "application/octet-stream", None):
+            headers = {} if media is None else {"Content-Type": media}
+            async with gw.session.post("/v2/data/in/example", data=orjson.dumps(good), headers=headers) as r:
+                accepted[media] = r.status
+    assert all(status == 415 for status, _ in statuses.values()), statuses
+    assert "is not JSON: send the body as application/json" in statuses["text/xml"][1]
+    assert set(accepted.values()) == {200}, accepted
