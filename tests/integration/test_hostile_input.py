@@ -117,10 +117,11 @@ async def test_bodies_that_are_certainly_not_json_are_415_on_every_json_route(
             ) as r:
                 statuses[media] = r.status, (await r.json())["error"]["message"]
         accepted = {}
-        for media in ("application/json; charset=utf-8", "text/plain", "application/octet-stream", None):
-            headers = {} if media is None else {"Content-Type": media}
-            async with gw.session.post("/v2/data/in/example", data=orjson.dumps(good), headers=headers) as r:
-                accepted[media] = r.status
+        for kind in ("application/json; charset=utf-8", "text/plain", "application/octet-stream"):
+            async with gw.session.post(
+                "/v2/data/in/example", data=orjson.dumps(good), headers={"Content-Type": kind}
+            ) as r:
+                accepted[kind] = r.status
     assert all(status == 415 for status, _ in statuses.values()), statuses
     assert "is not JSON: send the body as application/json" in statuses["text/xml"][1]
     assert set(accepted.values()) == {200}, accepted
