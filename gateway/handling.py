@@ -25,6 +25,9 @@ from gateway.tracing import REQUEST_ID, request_id
 from ingest_core.errors import IngestError, RateLimited
 
 log = logging.getLogger(__name__)
+# The 5xx answers logged without ACCESS_LOG: in an outage every request is one, so this logger is
+# bounded like the Kafka clients' (ingest_core.log_repeats).
+failure_log = logging.getLogger("gateway.handling.failures")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -117,14 +120,18 @@ def wrap(
         headers.update(SECURITY_HEADERS)
         elapsed = time.perf_counter() - start
         metrics.observe_request(route, request.method, response.status, elapsed)
-        if access_log or response.status >= 500:
-            _log_request(request, route, response.status, elapsed, rid)
+        if access_log:
+            _log_request(log, request, route, response.status, elapsed, rid)
+        elif response.status >= 500:
+            _log_request(failure_log, request, route, response.status, elapsed, rid)
         return response
 
     return wrapped
 
 
-def _log_request(request: web.Request, route: str, status: int, elapsed_s: float, rid: str) -> None:
+def _log_request(
+    logger: logging.Logger, request: web.Request, route: str, status: int, elapsed_s: float, rid: str
+) -> None:  # fmt: skip
     ms = round(elapsed_s * 1000, 3)
     fields = {
         "request_id": rid,
@@ -134,7 +141,7 @@ def _log_request(request: web.Request, route: str, status: int, elapsed_s: float
         "duration_ms": ms,
     }
     level = logging.WARNING if status >= 500 else logging.INFO
-    log.log(level, "%s %s %d %.1f ms", request.method, route, status, ms, extra=fields)
+    logger.log(level, "%s %s %d %.1f ms", request.method, route, status, ms, extra=fields)
 
 
 class Routes:

@@ -1,5 +1,6 @@
 """Bounded logging of an outage: a line that repeats (librdkafka's ``Connect to ... failed`` for
-every reconnect attempt of every client, a consumer's poll error) is logged the first time, then
+every reconnect attempt of every client, a consumer's poll error, the gateway's 503 for every
+request while Kafka is away) is logged the first time, then
 at most once a window, with the count of those held back; the programs' own state changes
 (``Kafka is not answering``, ``Kafka answers again``) are logged once each elsewhere.
 
@@ -17,9 +18,12 @@ from collections.abc import Callable
 
 WINDOW_S = 30.0
 MAX_KINDS = 256
-# The loggers librdkafka's lines go to (see each client's "logger" setting), and the consumers' poll
-# errors: each gets the filter when logging is configured.
-KAFKA_LOGGERS = ("librdkafka", "librdkafka.consumer", "librdkafka.dlq", "consumers.runner.poll")
+# The loggers librdkafka's lines go to (see each client's "logger" setting), the consumers' poll
+# errors and the gateway's 5xx answers: each gets the filter when logging is configured.
+REPEATING_LOGGERS = (
+    "librdkafka", "librdkafka.consumer", "librdkafka.dlq", "consumers.runner.poll",
+    "gateway.handling.failures",
+)  # fmt: skip
 
 _NUMBERS = re.compile(r"\d+")
 
@@ -68,8 +72,8 @@ class RepeatFilter(logging.Filter):
 
 
 def bound_repeats(window_s: float = WINDOW_S) -> None:
-    """Put a RepeatFilter on each of the Kafka clients' loggers (one each: their kinds are apart)."""
-    for name in KAFKA_LOGGERS:
+    """Put a RepeatFilter on each of REPEATING_LOGGERS (one each: their kinds are apart)."""
+    for name in REPEATING_LOGGERS:
         logger = logging.getLogger(name)
         for existing in [f for f in logger.filters if isinstance(f, RepeatFilter)]:
             logger.removeFilter(existing)
