@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help venv run test test-timer lint unit integration kafka-up kafka-down kafka-fetch topics bench chart clean
+.PHONY: help venv run test test-timer lint unit integration kafka-up kafka-down kafka-fetch topics bench chart audit fuzz soak clean
 
 help:
 	@echo "make run         start local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, sink and gateway"
@@ -14,6 +14,9 @@ help:
 	@echo "make kafka-down  stop it"
 	@echo "make bench       the benchmark harness (bench/)"
 	@echo "make chart       helm lint and kubeconform on the Helm chart (needs Go; builds its tools once)"
+	@echo "make audit       pip-audit over the installed dependencies (fails on a vulnerability with a fix)"
+	@echo "make fuzz        schemathesis on every route, FUZZ_EXAMPLES (default 3000) examples a route"
+	@echo "make soak        mixed traffic with a broker restart, SOAK_SECONDS (default 60); counts lost and duplicated"
 
 # The marker is rebuilt when the dependencies change; a fresh machine needs only python3.
 $(BIN)/.installed: pyproject.toml
@@ -61,6 +64,12 @@ test-timer: venv kafka-fetch
 
 chart: venv
 	helm/ci.sh
+
+audit: venv
+	$(BIN)/python scripts/audit.py
+
+fuzz: venv kafka-fetch
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} $(BIN)/pytest -s tests/integration/test_fuzz.py
 
 bench: venv kafka-fetch
 	$(BIN)/python -m bench

@@ -377,7 +377,10 @@ def build() -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/jsonl": {"schema": {"type": "string", "format": "binary"}}},
+                    "content": {
+                        "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    },
                 },
                 "responses": {
                     "200": _answer("Received and queued", "JsonlUploadReceived"),

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.access import bearer
 from gateway.context import CONTEXT
@@ -155,6 +156,8 @@ async def create_job(request: web.Request) -> web.Response:
                     fields[part.name] = await _field(part, part.name)
         except (ValueError, AssertionError) as exc:  # aiohttp's words for a malformed multipart body
             raise InvalidInput(f"The multipart body is malformed: {exc}"[:256]) from None
+        except HttpProcessingError:  # a part's headers that do not parse (not echoed: they may be anything)
+            raise InvalidInput("The multipart body is malformed: a part's headers are invalid") from None
         accepted = check_form(entity, fields, file_name is not None, domain)
         job = Job(
             id=job_id, kind=KIND, status="QUEUED", principal=principal.id, target=entity_id,

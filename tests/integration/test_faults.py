@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +15,8 @@ import aiohttp
 import pytest
 
 from tests.integration.test_gateway_process import wait_ready
-from tests.support.gateway import EXAMPLE_SCHEMA, envelope, write_registry
-from tests.support.kafka import ROOT, LocalBroker, free_port_pair, read_topic, unique
+from tests.support.gateway import envelope, gateway_process
+from tests.support.kafka import LocalBroker, free_port_pair, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -26,36 +24,6 @@ DELIVERY_TIMEOUT_MS = 3000
 CLIENTS = 16
 
 Answer = tuple[str, int, float, float]  # msgid, status (0: no answer), sent at, seconds taken
-
-
-def gateway_process(bootstrap: str, tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], str, Path]:
-    topic = unique("faults")
-    registry = write_registry(
-        tmp_path / "topics.yaml", [{"id": "example", "entry_topic": topic, "schema": str(EXAMPLE_SCHEMA)}]
-    )
-    env = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPICS_FILE": str(registry), "GATEWAY_PORT": str(port),
-        "DELIVERY_TIMEOUT_MS": str(DELIVERY_TIMEOUT_MS), "STORE_URL": f"sqlite:///{tmp_path / 'jobs.db'}",
-        "UPLOAD_DIR": str(tmp_path / "uploads"), "UPLOAD_SIGNING_KEY": "k",
-    }  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "ingest_core.topics_cli", "apply"],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        env=env,
-    )
-    log = tmp_path / f"gateway-{port}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    return proc, topic, log
 
 
 async def load(port: int, answers: list[Answer], stop: asyncio.Event, tag: str) -> None:
@@ -95,7 +63,9 @@ async def test_a_broker_killed_for_10_s_under_load_loses_nothing_and_logs_a_few_
     broker = LocalBroker(tmp_path / "kafka", free_port_pair())
     await asyncio.to_thread(broker.start)
     port = free_port_pair()
-    proc, topic, log = gateway_process(broker.bootstrap, tmp_path, port)
+    proc, topic, log = gateway_process(
+        broker.bootstrap, tmp_path, port, DELIVERY_TIMEOUT_MS=str(DELIVERY_TIMEOUT_MS)
+    )
     answers: list[Answer] = []
     stop = asyncio.Event()
     try:

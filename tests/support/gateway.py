@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -20,6 +22,7 @@ from ingest_core.auth import Principals
 from ingest_core.kafka import ensure_topics
 from ingest_core.registry import Registry, load_registry
 from ingest_core.topics_cli import topic_specs
+from tests.support.kafka import unique
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SCHEMA = ROOT / "schemas" / "datasets" / "example.json"
@@ -112,3 +115,39 @@ async def running_gateway(
             yield GatewayHandle(session, registry, bootstrap, host, port, app)
     finally:
         await runner.cleanup()
+
+
+def gateway_process(
+    bootstrap: str, tmp_path: Path, port: int, more: dict[str, list[dict[str, Any]]] | None = None, **env: str
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """The gateway as a process of its own session, with a public ``example`` dataset on a topic of its
+    own (and the registry's ``more`` sections), its topics made; its process, topic and log file."""
+    topic = unique("gw")
+    registry = write_registry(
+        tmp_path / "topics.yaml",
+        [{"id": "example", "entry_topic": topic, "schema": str(EXAMPLE_SCHEMA)}],
+        **(more or {}),
+    )
+    full = {
+        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPICS_FILE": str(registry), "GATEWAY_PORT": str(port),
+        "STORE_URL": f"sqlite:///{tmp_path / 'jobs.db'}", "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "UPLOAD_SIGNING_KEY": "k", **env,
+    }  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "ingest_core.topics_cli", "apply"],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        env=full,
+    )
+    log = tmp_path / f"gateway-{port}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway"],
+            env=full,
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    return proc, topic, log
