@@ -31,7 +31,8 @@ def sign(key: bytes, import_id: str, now_s: float | None = None, valid_for_s: in
 
 def verify(key: bytes, token: str | None, import_id: str, now_s: float | None = None) -> None:
     """Raises Forbidden unless ``token`` was signed with ``key`` for ``import_id`` and has not expired."""
-    parts = (token or "").split(".")
+    # ASCII only: compare_digest refuses other strings, and int() reads non-ASCII digits too.
+    parts = (token or "").split(".") if (token or "").isascii() else []
     if len(parts) != 3 or not parts[1].isdigit():
         raise Forbidden("The upload URL is not valid")
     named, expiry_text, signature = parts

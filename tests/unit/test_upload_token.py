@@ -48,3 +48,10 @@ def test_a_token_of_another_key_or_for_another_import_is_refused() -> None:
         verify(KEY, sign(KEY, "import_b", NOW), "import_a", NOW)
     with pytest.raises(Forbidden):
         verify(KEY, None, "import_a", NOW)
+
+
+@pytest.mark.parametrize("token", ["import_x.²³.sig", "import_x.1.sïg", "impört.1.sig", "\x00.1.x"])
+def test_a_token_of_other_characters_is_refused_not_a_server_error(token: str) -> None:
+    # Found by hypothesis: int() reads non-ASCII digits, and compare_digest refuses non-ASCII text.
+    with pytest.raises(Forbidden, match="not valid"):
+        verify(b"k" * 32, token, "import_x")
