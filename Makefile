@@ -71,6 +71,9 @@ audit: venv
 fuzz: venv kafka-fetch
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} $(BIN)/pytest -s tests/integration/test_fuzz.py
 
+soak: venv kafka-fetch
+	$(BIN)/python -m bench.soak --seconds $${SOAK_SECONDS:-60}
+
 bench: venv kafka-fetch
 	$(BIN)/python -m bench
 
