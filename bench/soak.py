@@ -5,7 +5,8 @@ Runs its own broker, gateway, sink (SQLite) and import worker. Prints the reques
 answers by class, the events acknowledged (answered 200 by data-in and the source import: those
 must be stored), the events of theirs found in the store, and ``lost`` and ``duplicated`` computed
 from those counts. Exits 1 when anything acknowledged is lost or stored twice, or when any answer
-was a 5xx other than a 503.
+was a 5xx other than a 503, or when a secret of the run (the keys, the upload signing key) or an
+event's payload is found in any program's log (``--log-level debug`` logs every request too).
 
     python -m bench.soak [--seconds 60] [--clients 16]
 """
@@ -18,6 +19,7 @@ import io
 import json
 import os
 import random
+import secrets
 import signal
 import sqlite3
 import sys
@@ -40,8 +42,11 @@ from ingest_core.topics_cli import topic_specs
 from tests.support.kafka import LocalBroker, free_port_pair
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "soak-secret"
-LIMITED = "soak-limited"  # a principal of 5 requests a second: its excess is 429
+# Made for each run, and looked for in every program's log afterwards: none may be found.
+SECRET = secrets.token_urlsafe(24)
+LIMITED = secrets.token_urlsafe(24)  # a principal of 5 requests a second: its excess is 429
+SIGNING_KEY = secrets.token_urlsafe(24)
+MARKER = f"payload-{secrets.token_hex(12)}"  # in every event sent
 KEY = {"X-API-KEY": SECRET}
 BEARER = {"Authorization": f"Bearer {SECRET}"}
 USER = {"X-User-Id": "soak", "X-Auth-Token": SECRET}
@@ -91,12 +96,12 @@ class Traffic:
         kind = random.random()
         if kind < 0.6:
             status, _ = await self.call(
-                "data-in", "POST", "/v2/data/in/example", json=envelope(msgid, {"eid": "e"})
+                "data-in", "POST", "/v2/data/in/example", json=envelope(msgid, {"eid": "e", "note": MARKER})
             )
             if status == 200:
                 self.tally.acknowledged.add(("example", msgid))
         elif kind < 0.75:
-            events = [{"eid": f"e{i}"} for i in range(10)]
+            events = [{"eid": f"e{i}", "note": MARKER} for i in range(10)]
             status, _ = await self.call(
                 "data-in", "POST", "/v2/data/in/example", json=envelope(msgid, events)
             )
@@ -109,17 +114,21 @@ class Traffic:
         elif kind < 0.88:
             await self.call("data-in", "POST", "/v2/data/in/example", data=b"{not json")
         elif kind < 0.91:
-            await self.call("data-in", "POST", "/v2/data/in/private", json=envelope(msgid, {"eid": "e"}))
+            await self.call(
+                "data-in", "POST", "/v2/data/in/private", json=envelope(msgid, {"eid": "e", "note": MARKER})
+            )
         elif kind < 0.94:
             await self.call(
-                "data-in", "POST", "/v2/data/in/private", json=envelope(msgid, {"eid": "e"}),
+                "data-in", "POST", "/v2/data/in/private", json=envelope(msgid, {"eid": "e", "note": MARKER}),
                 headers={"X-API-KEY": LIMITED},
             )  # fmt: skip
         else:
-            await self.call("data-in", "POST", "/v2/data/in/nope", json=envelope(msgid, {"eid": "e"}))
+            await self.call(
+                "data-in", "POST", "/v2/data/in/nope", json=envelope(msgid, {"eid": "e", "note": MARKER})
+            )
 
     async def source_import(self) -> None:
-        entries = [{"date": "2024-03-08 00:29:00", "name": f"n{i}", "content": "c"} for i in range(5)]
+        entries = [{"date": "2024-03-08 00:29:00", "name": f"n{i}", "content": MARKER} for i in range(5)]
         if random.random() < 0.8:
             status, answer = await self.call(
                 "source",
@@ -139,7 +148,8 @@ class Traffic:
             return
         lines = (
             b"\n".join(
-                json.dumps({"type": "user_profile", "data": {"user_id": f"u{i}"}}).encode() for i in range(20)
+                json.dumps({"type": "user_profile", "data": {"user_id": f"u{i}", "note": MARKER}}).encode()
+                for i in range(20)
             )
             + b"\n{bad\n"
         )
@@ -244,7 +254,18 @@ def stored(db: Path) -> Counter[tuple[str, str]]:
         return Counter((dataset, event_id) for dataset, event_id in rows)
 
 
-async def soak(seconds: float, clients: int, work: Path) -> int:
+def leaked(work: Path) -> int:
+    """Lines of the programs' logs holding a secret of this run or a payload's marker."""
+    found = 0
+    for log in work.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if any(s in line for s in (SECRET, LIMITED, SIGNING_KEY, MARKER)):
+                found += 1
+                print(f"soak: {log.name}: {line[:300]}", file=sys.stderr)
+    return found
+
+
+async def soak(seconds: float, clients: int, work: Path, log_level: str) -> int:
     broker = LocalBroker(work / "kafka", free_port_pair())
     broker.start()
     started: list[Any] = []
@@ -252,7 +273,8 @@ async def soak(seconds: float, clients: int, work: Path) -> int:
         registry, auth = write_config(work)
         common = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "TOPICS_FILE": str(registry),
                   "STORE_URL": f"sqlite:///{work / 'soak.db'}", "UPLOAD_DIR": str(work / "uploads"),
-                  "JOBS_TOPIC": "soak.jobs", "DLQ_TOPIC": "soak.dlq", "LOG_LEVEL": "warning"}  # fmt: skip
+                  "JOBS_TOPIC": "soak.jobs", "DLQ_TOPIC": "soak.dlq", "LOG_LEVEL": log_level,
+                  "ACCESS_LOG": "true" if log_level == "debug" else "false"}  # fmt: skip
         specs = [*topic_specs(load_registry(registry)), TopicSpec("soak.jobs", 3), TopicSpec("soak.dlq", 1)]
         ensure_topics(broker.bootstrap, specs)
         gateway_port, sink_port, importer_port = free_port_pair(), free_port_pair(), free_port_pair()
@@ -260,7 +282,7 @@ async def soak(seconds: float, clients: int, work: Path) -> int:
             "consumers.sink": {"SINK_PORT": str(sink_port), "SINK_INSTANCE_ID": "soak-s"},
             "consumers.importer": {"IMPORTER_PORT": str(importer_port), "IMPORTER_INSTANCE_ID": "soak-i"},
             "gateway": {
-                "GATEWAY_PORT": str(gateway_port), "AUTH_FILE": str(auth), "UPLOAD_SIGNING_KEY": "soak",
+                "GATEWAY_PORT": str(gateway_port), "AUTH_FILE": str(auth), "UPLOAD_SIGNING_KEY": SIGNING_KEY,
                 "DELIVERY_TIMEOUT_MS": "3000", "PUBLIC_BASE_URL": f"http://127.0.0.1:{gateway_port}",
             },
         }  # fmt: skip
@@ -316,17 +338,20 @@ async def soak(seconds: float, clients: int, work: Path) -> int:
     print(f"duplicated: {duplicated}")
     if tally.unexpected:
         print(f"unexpected 5xx: {dict(tally.unexpected)}")
-    return 1 if lost or duplicated or tally.unexpected else 0
+    in_logs = leaked(work)
+    print(f"log lines holding a secret or a payload: {in_logs}")
+    return 1 if lost or duplicated or tally.unexpected or in_logs else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="soak", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "60")))
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ingest-soak-"))
     print(f"soak: {args.seconds:.0f} s, {args.clients} clients, work in {work}", file=sys.stderr)
-    return asyncio.run(soak(args.seconds, args.clients, work))
+    return asyncio.run(soak(args.seconds, args.clients, work, args.log_level))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """``make soak``, shortened: mixed traffic on every route with a broker restart in the middle; its
-counts say nothing acknowledged was lost or stored twice, and no answer was a 5xx but 503."""
+counts say nothing acknowledged was lost or stored twice, no answer was a 5xx but 503, and no
+program logged a secret or a payload, at debug level with every request logged."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_a_short_soak_loses_and_duplicates_nothing() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--seconds", "24", "--clients", "8"],
+        [sys.executable, "-m", "bench.soak", "--seconds", "24", "--clients", "8", "--log-level", "debug"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     out = run.stdout
@@ -29,3 +30,4 @@ def test_a_short_soak_loses_and_duplicates_nothing() -> None:
     assert "\nlost: 0\n" in out
     assert "\nduplicated: 0\n" in out
     assert '"data-in 503"' in out  # the broker's restart was felt
+    assert "\nlog lines holding a secret or a payload: 0\n" in out  # at debug level, every request logged
