@@ -23,6 +23,7 @@ from ingest_core.errors import (
     PayloadTooLarge,
     RateLimited,
     SourceNotFound,
+    StorageFull,
     StoreDown,
     TopicMissing,
     TopicNotDefined,
@@ -92,6 +93,7 @@ HTTP: dict[type[IngestError], HttpForm] = {
     BlobStoreDown: HttpForm(503, "SERVICE_UNAVAILABLE", retry_after_s=2),
     UnsupportedMedia: HttpForm(415, "UNSUPPORTED_MEDIA_TYPE"),
     RateLimited: HttpForm(429, "TOO_MANY_REQUESTS"),  # Retry-After: the error's own
+    StorageFull: HttpForm(507, "INSUFFICIENT_STORAGE", retry_after_s=30),
 }
 
 

@@ -267,6 +267,7 @@ MESSAGE_ERRORS = {
     "415": "Unsupported media type or encoding",
     "429": "Over the caller's rate limit: retry after Retry-After",
     "503": "Kafka or the job store unavailable: retry",
+    "507": "The upload directory is full: nothing was kept; retry after Retry-After",
 }
 ENVELOPE_ERRORS = {
     "400": "Malformed: each problem names its field",
@@ -277,13 +278,15 @@ ENVELOPE_ERRORS = {
     "415": "Not multipart/form-data",
     "429": "Over the caller's rate limit: retry after Retry-After",
     "503": "Kafka or the job store unavailable",
+    "507": "The upload directory is full: nothing was kept",
 }
 
 
 def _errors(schema: str, words: dict[str, str], *statuses: str) -> dict[str, Any]:
     """The answers of ``statuses`` in ``schema`` (a 503 with its Retry-After)."""
     return {
-        s: _answer(words[s], schema, headers=RETRY_AFTER if s in ("429", "503") else None) for s in statuses
+        s: _answer(words[s], schema, headers=RETRY_AFTER if s in ("429", "503", "507") else None)
+        for s in statuses
     }
 
 
@@ -384,7 +387,7 @@ def build() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _answer("Received and queued", "JsonlUploadReceived"),
-                    **_message_errors("403", "404", "409", "413", "415", "503"),
+                    **_message_errors("403", "404", "409", "413", "415", "503", "507"),
                 },
             }
         },
@@ -433,7 +436,7 @@ def build() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _answer("Import job created", "JobEnvelope"),
-                    **_envelope_errors("400", "401", "403", "404", "413", "415", "429", "503"),
+                    **_envelope_errors("400", "401", "403", "404", "413", "415", "429", "503", "507"),
                 },
             }
         },

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from ingest_core.env import SettingsError
-from ingest_core.errors import BlobStoreDown, PayloadTooLarge
+from ingest_core.errors import BlobStoreDown, IngestError, PayloadTooLarge, StorageFull
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PART_BYTES = 8 * 1024 * 1024  # S3's multipart parts (at least 5 MiB but the last) and read ranges
@@ -68,17 +69,22 @@ class DirectoryBlobStore:
 
     async def put(self, name: str, chunks: AsyncIterable[bytes], limit: int) -> int:
         final = self._dir / _checked(name)
-        await asyncio.to_thread(self._dir.mkdir, parents=True, exist_ok=True)
         partial = self._dir / f".{name}.{os.getpid()}.partial"
-        out = await asyncio.to_thread(partial.open, "wb")
         try:
-            size = await _write_within(out, chunks, limit)
-        except BaseException:
-            out.close()
-            partial.unlink(missing_ok=True)
+            await asyncio.to_thread(self._dir.mkdir, parents=True, exist_ok=True)
+            out = await asyncio.to_thread(partial.open, "wb")
+            try:
+                size = await _write_within(out, chunks, limit)
+            finally:
+                with contextlib.suppress(OSError):  # its buffer cannot be written either: dropped
+                    out.close()
+            await asyncio.to_thread(partial.rename, final)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _directory_error(exc) from None
             raise
-        out.close()
-        await asyncio.to_thread(partial.rename, final)
         return size
 
     async def open(self, name: str) -> IO[bytes]:
@@ -86,6 +92,13 @@ class DirectoryBlobStore:
 
     async def delete(self, name: str) -> None:
         await asyncio.to_thread((self._dir / _checked(name)).unlink, missing_ok=True)
+
+
+def _directory_error(exc: OSError) -> IngestError:
+    """A failed write: StorageFull when the disk or the quota is full, else BlobStoreDown."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull()
+    return BlobStoreDown(f"The upload directory failed: {exc.strerror or type(exc).__name__}")
 
 
 def _within(size: int, limit: int) -> int:

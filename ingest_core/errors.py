@@ -151,3 +151,11 @@ class RateLimited(IngestError):
     def __init__(self, retry_after_s: int, message: str | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StorageFull(IngestError):
+    """The upload directory has no room (ENOSPC, or the quota): nothing of the upload was kept."""
+
+    code = "INSUFFICIENT_STORAGE"
+    retriable = True
+    default_message = "The upload store is full: nothing was kept; retry later"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import signal
 import subprocess
 import time
@@ -310,3 +311,27 @@ async def test_an_upload_over_the_limit_is_refused_and_may_be_tried_again(
         assert list((tmp_path / "uploads").glob("*")) == []
         code, body = await upload(gw, path, REFERENCE[: len(REFERENCE) // 2])
         assert code == 200, body
+
+
+async def test_a_full_disk_refuses_the_upload_with_507_and_keeps_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    setup = Setup(kafka_bootstrap, tmp_path)
+    async with setup.gateway() as gw:
+        import_id, path = await new_import(gw)
+        uploads = tmp_path / "uploads"
+        uploads.mkdir(exist_ok=True)
+        # The upload's partial file is where the kernel answers every write "no space left" (ENOSPC).
+        partial = uploads / f".{import_id}.{os.getpid()}.partial"
+        partial.symlink_to("/dev/full")
+        async with gw.session.put(path, data=REFERENCE * 2000) as r:
+            full = r.status, dict(r.headers), await r.json()
+        after_full = await status(gw, import_id)
+        left = sorted(p.name for p in uploads.iterdir())
+        again = await upload(gw, path, REFERENCE)  # room again: the same URL works
+    assert full[0] == 507, full
+    assert full[1]["Retry-After"] == "30"
+    assert full[2]["message"] == "The upload store is full: nothing was kept; retry later"
+    assert after_full[1]["import_status"] == "WAITING_FOR_UPLOAD"
+    assert left == []  # neither the partial file nor a blob
+    assert again[0] == 200

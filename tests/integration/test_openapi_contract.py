@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,8 +22,9 @@ from openapi_spec_validator import validate as validate_spec
 
 from gateway import openapi
 from gateway.context import CONTEXT
+from gateway.routes.jsonl_import import UPLOADS
 from ingest_core.auth import parse_principals
-from ingest_core.errors import KafkaUnavailable
+from ingest_core.errors import KafkaUnavailable, StorageFull
 from ingest_core.kafka import TopicSpec, ensure_topics
 from ingest_core.upload_token import sign
 from tests.support.gateway import EXAMPLE_SCHEMA, GatewayHandle, envelope, running_gateway
@@ -65,8 +67,9 @@ Call = Callable[["Gateways"], Awaitable[Answer]]
 class Gateways:
     """The gateway under test, and one whose job store does not answer (for the 503s)."""
 
-    def __init__(self, ok: GatewayHandle, store_down: GatewayHandle) -> None:
+    def __init__(self, ok: GatewayHandle, store_down: GatewayHandle, uploads: Path) -> None:
         self.ok, self.store_down = ok, store_down
+        self.uploads = uploads  # the UPLOAD_DIR of ``ok``
 
     async def call(self, method: str, path: str, down: bool = False, **kwargs: Any) -> Answer:
         gw = self.store_down if down else self.ok
@@ -159,6 +162,32 @@ async def upload(g: Gateways, import_id: str | None = None, down: bool = False, 
     return await g.call("PUT", f"/v1/import/{import_id}/upload?token={token}", down=down, **kwargs)
 
 
+async def disk_full(g: Gateways) -> Answer:
+    """An upload whose partial file is /dev/full: every write is ENOSPC."""
+    import_id = await new_import(g)
+    g.uploads.mkdir(exist_ok=True)
+    (g.uploads / f".{import_id}.{os.getpid()}.partial").symlink_to("/dev/full")
+    return await upload(g, import_id, data=b'{"type": "t", "data": {}}\n' * 100)
+
+
+async def entity_disk_full(g: Gateways) -> Answer:
+    """The entity upload while the blob store answers that the disk is full."""
+    assert g.ok.app is not None
+    blobs = g.ok.app[UPLOADS].blobs
+    original = blobs.put
+
+    async def full(*_args: Any, **_kwargs: Any) -> int:
+        raise StorageFull()
+
+    blobs.put = full  # type: ignore[method-assign]
+    try:
+        return await g.call(
+            "POST", "/api/v1/entities/customers/import", data=form(), headers={**BEARER, "domain": "d"}
+        )
+    finally:
+        blobs.put = original  # type: ignore[method-assign]
+
+
 async def uploaded_twice(g: Gateways) -> Answer:
     import_id = await new_import(g)
     assert (await upload(g, import_id))[0] == 200
@@ -232,6 +261,7 @@ CASES: dict[tuple[str, str, str], Call] = {
     ("/v1/import/{import_id}/upload", "put", "409"): uploaded_twice,
     ("/v1/import/{import_id}/upload", "put", "413"): lambda g: upload(g, data=b"x" * 20_000),
     ("/v1/import/{import_id}/upload", "put", "415"): lambda g: upload(g, headers={"Content-Encoding": "gzip"}),
+    ("/v1/import/{import_id}/upload", "put", "507"): disk_full,
     ("/v1/import/{import_id}/upload", "put", "503"): lambda g: upload(g, "import_01aaaaaaaaaaaaaaaaaaaaaaab", down=True),
     ("/v1/import/{import_id}", "get", "200"): lambda g: _then(new_import(g), lambda i: g.call("GET", f"/v1/import/{i}", headers=BEARER)),
     ("/v1/import/{import_id}", "get", "401"): lambda g: g.call("GET", "/v1/import/import_x"),
@@ -249,6 +279,7 @@ CASES: dict[tuple[str, str, str], Call] = {
         "POST", "/api/v1/entities/customers/import", data=form(b"x" * 20_000), headers={**BEARER, "domain": "d"}
     ),
     (ENTITY, "post", "415"): lambda g: g.call("POST", "/api/v1/entities/customers/import", json={}, headers={**BEARER, "domain": "d"}),
+    (ENTITY, "post", "507"): entity_disk_full,
     (ENTITY, "post", "503"): lambda g: g.call(
         "POST", "/api/v1/entities/customers/import", data=form(), headers={**BEARER, "domain": "d"}, down=True
     ),
@@ -328,7 +359,7 @@ async def gateways(bootstrap: str, tmp_path: Path) -> AsyncIterator[Gateways]:
         running_gateway(bootstrap, datasets, tmp_path, **common) as ok,
         running_gateway(bootstrap, datasets, tmp_path / "down", store_url=dead_store, **common) as down,
     ):
-        yield Gateways(ok, down)
+        yield Gateways(ok, down, tmp_path / "uploads")
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
