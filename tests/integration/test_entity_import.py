@@ -447,3 +447,88 @@ async def test_a_worker_killed_mid_file_resumes_and_stores_each_row_once(
     stored = await persisted(kafka_bootstrap, registry, tmp_path, 200_000)
     assert len(stored) == 200_000
     assert len({r["event_id"] for r in stored}) == 200_000
+
+
+def with_parts(workbook: bytes, parts: dict[str, bytes]) -> bytes:
+    """``workbook`` with more zip parts (a VBA project, an external link...)."""
+    import zipfile
+
+    buf = io.BytesIO(workbook)
+    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as book:
+        for name, data in parts.items():
+            book.writestr(name, data)
+    return buf.getvalue()
+
+
+EVIL = "../../../tmp/evil.csv"  # a file name that would climb out of the upload directory
+
+
+def zip_bomb() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("[Content_Types].xml", "<Types/>")
+        book.writestr("xl/worksheets/sheet1.xml", b"<row>" + b" " * (256 * 1024 * 1024) + b"</row>")
+    return buf.getvalue()
+
+
+async def test_hostile_files_fail_their_job_or_are_read_safely_and_the_worker_lives_on(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = Setup(kafka_bootstrap, tmp_path)
+    rows, _ = table(10, 1000)
+    external = b'<externalLink><externalBook r:id="rId1"/></externalLink>'
+    macros_and_links = with_parts(as_xlsx(rows), {
+        "xl/vbaProject.bin": b"\xd0\xcf\x11\xe0" + b"\x00" * 512,
+        "xl/externalLinks/externalLink1.xml": external,
+        "xl/externalLinks/_rels/externalLink1.xml.rels": b'<Relationships><Relationship Id="rId1" '
+        b'Target="file:///etc/passwd" TargetMode="External"/></Relationships>',
+    })  # fmt: skip
+    async with s.gateway() as gw:
+        bomb = await queued(gw, zip_bomb(), type="xlsx")
+        linked = await queued(gw, macros_and_links, type="xlsx")
+        # A file name that would climb out of the upload directory, with control characters.
+        fields = {"type": "csv", "mapping": json.dumps(MAPPING)}
+        async with gw.session.post(
+            "/api/v1/entities/customers/import", headers=AUTH, data=form(as_csv(rows), fields, file_name=EVIL)
+        ) as r:
+            traversal_status, traversal = r.status, await r.json()
+        assert traversal_status == 200, traversal
+        # Control characters in a part's headers: refused by the multipart parser, nothing kept.
+        boundary = "b0undary"
+        raw = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="evil\x01\x7f.csv"'
+            f"\r\n\r\nname\r\n--{boundary}--\r\n"
+        ).encode()
+        async with gw.session.post(
+            "/api/v1/entities/customers/import", data=raw,
+            headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        ) as r:  # fmt: skip
+            controlled = r.status, await r.json()
+        beyond = await post_file(
+            gw, as_csv(rows), {"type": "csv", "mapping": json.dumps({"100000": "email"})}
+        )
+        wide = await queued(gw, as_csv(rows[1:]), mapping=json.dumps({"1": "name", "16384": "email"}))
+        with s.importer():
+            bombed, _ = await until_done(gw, bomb)
+            linked_job, _ = await until_done(gw, linked)
+            named, _ = await until_done(gw, traversal["data"]["id"])
+            wide_job, _ = await until_done(gw, wide)
+        uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+    assert bombed["status"] == "FAILED"
+    assert [e for e in bombed["output"]["errors"] if "zip bomb" in e["message"]], bombed  # row 0: the file
+    assert linked_job["status"] == "COMPLETED"  # the macros and the link are never opened
+    assert linked_job["output"]["importedCount"] == 10
+    assert named["status"] == "COMPLETED"
+    assert controlled[0] == 400
+    assert "headers are invalid" in controlled[1]["message"]
+    assert named["payload"]["fileName"].endswith(
+        "evil.csv"
+    )  # kept as data (as the client encoded it), never a path
+    assert not any(p.name.startswith("evil") for p in Path("/tmp").iterdir())  # noqa: ASYNC240
+    assert all(name.replace("-", "").isalnum() for name in uploads), uploads  # blobs named by job id
+    assert beyond[0] == 400
+    assert beyond[1]["errors"][0]["field"] == "mapping.100000"  # beyond a spreadsheet's 16,384 columns
+    assert wide_job["status"] == "COMPLETED"  # a column no row has: each row lacks it, no crash
+    assert wide_job["output"]["importedCount"] == 10
