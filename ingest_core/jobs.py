@@ -219,22 +219,26 @@ class PostgresJobStore:
     async def _pool_or_connect(self) -> Any:
         import asyncpg
 
+        from ingest_core.store.postgres import UNAVAILABLE
+
         async with self._pool_lock:
             if self._pool is None:
                 try:
                     self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=2, timeout=5)
-                except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                except UNAVAILABLE as exc:
                     raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
             return self._pool
 
     async def _run(self, fn: Any) -> Any:
-        import asyncpg
+        # The sink's list: InternalClientError is what a pooled connection left mid-operation by a
+        # server restart raises (it stopped the import worker before it was here).
+        from ingest_core.store.postgres import UNAVAILABLE
 
         pool = await self._pool_or_connect()
         try:
             async with pool.acquire() as conn:
                 return await fn(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
 
     @staticmethod

@@ -52,7 +52,11 @@ class OneInFlight:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, work: Coroutine[Any, Any, None]) -> None:
-        await self.finish()
+        try:
+            await self.finish()
+        except BaseException:
+            work.close()  # never started: its batch is published again from the checkpoint
+            raise
         self._task = asyncio.create_task(work)
 
     async def finish(self) -> None:

@@ -18,7 +18,7 @@ from ingest_core.store.migrations import MIGRATIONS
 
 # Anything that means "the database is not there or not usable right now". InternalClientError is
 # what a pooled connection left mid-operation by a server restart raises.
-_UNAVAILABLE = (
+UNAVAILABLE = (
     OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError,
 )  # fmt: skip
 _LOCK_ID = 7_120_431  # advisory lock: one migrating process at a time
@@ -64,7 +64,7 @@ class PostgresStore:
                         command_timeout=self._timeout,
                         timeout=5,
                     )
-                except _UNAVAILABLE as exc:
+                except UNAVAILABLE as exc:
                     raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
             return self._pool
 
@@ -73,7 +73,7 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn:
                 return await migrate_connection(conn)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
 
@@ -83,7 +83,7 @@ class PostgresStore:
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=5)
-            except (TimeoutError, *_UNAVAILABLE):
+            except (TimeoutError, *UNAVAILABLE):
                 pool.terminate()
 
     async def insert_records(self, rows: Sequence[Row]) -> int:
@@ -107,7 +107,7 @@ class PostgresStore:
             # SQLSTATE class 22 (or a value asyncpg cannot encode): the rows, not the database. The
             # connection is fine; the transaction was rolled back.
             raise RowsRefused(f"PostgreSQL: {exc}") from exc
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             await self._discard_pool()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
         return int(status.rsplit(" ", 1)[-1])
@@ -137,7 +137,7 @@ class PostgresStore:
         try:
             pool = await self._pool_or_connect()
             await pool.fetchval("SELECT 1", timeout=2)
-        except (StoreUnavailable, *_UNAVAILABLE):
+        except (StoreUnavailable, *UNAVAILABLE):
             return False
         return True
 

@@ -26,6 +26,7 @@ from ingest_core.upload_token import sign
 from tests.support.gateway import GatewayHandle, running_gateway
 from tests.support.importer import importer_process
 from tests.support.kafka import ROOT, free_port_pair, unique
+from tests.support.postgres import LocalPostgres
 from tests.support.sink import running_sink
 from tests.support.store import wait_for_rows
 
@@ -335,3 +336,43 @@ async def test_a_full_disk_refuses_the_upload_with_507_and_keeps_nothing(
     assert after_full[1]["import_status"] == "WAITING_FOR_UPLOAD"
     assert left == []  # neither the partial file nor a blob
     assert again[0] == 200
+
+
+async def test_a_job_store_outage_of_10_s_mid_import_is_503_then_resumed_with_nothing_lost_or_doubled(
+    kafka_bootstrap: str, tmp_path: Path, postgres_server: LocalPostgres | str, postgres_url: str
+) -> None:
+    if isinstance(postgres_server, str):
+        pytest.skip("PG_TEST_URL points at an external server, which this test cannot stop and start")
+    s = Setup(kafka_bootstrap, tmp_path, store_url=postgres_url)
+    data, _ = _big_file(200_000, 10**9)
+    async with s.gateway() as gw:
+        import_id, path = await new_import(gw)
+        assert (await upload(gw, path, data))[0] == 200
+        with s.importer():
+            deadline = time.monotonic() + 120
+            while (before := (await status(gw, import_id))[1])["counts"]["imported"] == 0:
+                assert time.monotonic() < deadline, "the import never started"
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(postgres_server.stop)
+            assert before["import_status"] not in ("COMPLETE", "FAILED")  # the outage lands mid-import
+            during: list[tuple[int, str | None]] = []
+            outage_ends = time.monotonic() + 10
+            while time.monotonic() < outage_ends:
+                async with gw.session.get(f"/v1/import/{import_id}", headers=AUTH) as r:
+                    during.append((r.status, r.headers.get("Retry-After")))
+                await asyncio.sleep(0.5)
+            await asyncio.to_thread(postgres_server.start)
+            final, _ = await until_done(gw, import_id, s.store_url, timeout_s=180)
+        registry = gw.registry
+    assert during
+    assert {status for status, _ in during} == {503}  # never a 500
+    assert all(after is not None for _, after in during)
+    assert final["import_status"] == "COMPLETE", final
+    assert final["counts"] == {"total": 200_000, "imported": 200_000, "failed": 0}
+    rows_url = f"sqlite:///{tmp_path / 'rows.db'}"
+    async with running_sink(kafka_bootstrap, registry, rows_url, batch_size=5000):
+        rows = await wait_for_rows(rows_url, 200_000, timeout_s=180)
+        await asyncio.sleep(2)  # anything published twice would arrive by now
+        rows = await wait_for_rows(rows_url, 200_000, timeout_s=1)
+    assert len(rows) == 200_000
+    assert len({r["event_id"] for r in rows}) == 200_000
