@@ -440,10 +440,10 @@ async def test_postgres_outage_mid_stream_loses_and_duplicates_nothing(
         stream = threading.Thread(target=produce_records, args=(kafka_bootstrap, topic, records, 1500.0))
         stream.start()
         await wait_until_rows(postgres_url, 500)
-        await asyncio.to_thread(postgres_server.stop)
-        await asyncio.sleep(1.5)
+        await asyncio.to_thread(postgres_server.stop)  # for 10 s
+        await asyncio.sleep(5)
         ready_during_outage = await sink.ready_status()
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(5)
         await asyncio.to_thread(postgres_server.start)
         await asyncio.to_thread(stream.join, 60)
         rows = await wait_for_rows(postgres_url, total, timeout_s=60)
