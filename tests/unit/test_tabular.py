@@ -201,3 +201,16 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated() -> None:
     for in_memory in (True, False):
         with pytest.raises(ValueError, match=r"inflates \d+ times, more than the 200 allowed"):
             xlsx_rows(packed, in_memory=in_memory)
+
+
+def test_a_csv_of_100000_columns_is_read_and_a_huge_cell_refused() -> None:
+    import io
+
+    from ingest_core.tabular import csv_rows
+
+    wide = ",".join(f"c{i}" for i in range(100_000)).encode() + b"\r\n"
+    [(number, cells)] = list(csv_rows(io.BytesIO(wide)))
+    assert (number, len(cells)) == (1, 100_000)
+    huge = b"name\r\n" + b"x" * (1024 * 1024) + b"\r\n"  # over the csv module's 128 KiB field limit
+    with pytest.raises(ValueError, match="field larger than field limit"):
+        list(csv_rows(io.BytesIO(huge)))
