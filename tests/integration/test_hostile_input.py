@@ -61,7 +61,7 @@ async def test_hostile_bodies_are_refused_clearly_and_publish_nothing(
     assert [r.key() for r in records] == [b"after"]  # only the good one
 
 
-async def test_duplicate_keys_the_last_wins_and_only_it_is_published(
+async def test_a_repeated_schema_field_the_last_wins_and_only_it_is_published(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     topic = unique("dupes")
