@@ -20,13 +20,14 @@ import errno
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from ingest_core.env import SettingsError
 from ingest_core.errors import BlobStoreDown, IngestError, PayloadTooLarge, StorageFull
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PART_BYTES = 8 * 1024 * 1024  # S3's multipart parts (at least 5 MiB but the last) and read ranges
 
@@ -71,19 +72,17 @@ class DirectoryBlobStore:
         final = self._dir / _checked(name)
         partial = self._dir / f".{name}.{os.getpid()}.partial"
         try:
-            await asyncio.to_thread(self._dir.mkdir, parents=True, exist_ok=True)
-            out = await asyncio.to_thread(partial.open, "wb")
+            await _file_op(self._dir.mkdir, parents=True, exist_ok=True)
+            out = await _file_op(lambda: partial.open("wb"))
             try:
                 size = await _write_within(out, chunks, limit)
             finally:
                 with contextlib.suppress(OSError):  # its buffer cannot be written either: dropped
                     out.close()
-            await asyncio.to_thread(partial.rename, final)
-        except BaseException as exc:
+            await _file_op(partial.rename, final)
+        except BaseException:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise _directory_error(exc) from None
             raise
         return size
 
@@ -108,13 +107,22 @@ def _within(size: int, limit: int) -> int:
 
 
 async def _write_within(out: IO[bytes], chunks: AsyncIterable[bytes], limit: int) -> int:
+    """Write ``chunks`` (what reading them raises goes up as it is) within ``limit`` bytes, synced."""
     size = 0
     async for chunk in chunks:
         size = _within(size + len(chunk), limit)
-        await asyncio.to_thread(out.write, chunk)
-    await asyncio.to_thread(out.flush)
-    await asyncio.to_thread(os.fsync, out.fileno())
+        await _file_op(out.write, chunk)
+    await _file_op(out.flush)
+    await _file_op(os.fsync, out.fileno())
     return size
+
+
+async def _file_op(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A file operation in a thread, its OSError as StorageFull or BlobStoreDown."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except OSError as exc:
+        raise _directory_error(exc) from None
 
 
 class S3BlobStore:
