@@ -19,10 +19,10 @@ help:
 	@echo "make soak        mixed traffic with a broker restart, SOAK_SECONDS (default 60); counts lost and duplicated"
 
 # The marker is rebuilt when the dependencies change; a fresh machine needs only python3.
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e './client[cli]'
 	touch $@
 
 venv: $(BIN)/.installed
