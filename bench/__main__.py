@@ -221,6 +221,21 @@ class Bench:
         finally:
             procs.stop(proc)
 
+    def client_load(self, events: int) -> Result:
+        """The Python client (``bench.client_load``, a process of its own) sending ``events`` small
+        events through the gateway: events/s acknowledged, and the client's peak RSS."""
+        topic = self.topic("client")
+        proc, base = self.gateway(topic)
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.client_load", base, str(events)],
+                capture_output=True, text=True, timeout=900, check=True, cwd=procs.ROOT,
+            )  # fmt: skip
+            result: Result = json.loads(out.stdout.strip().splitlines()[-1])
+            return result
+        finally:
+            procs.stop(proc)
+
     def source_import(self, entries: int, connections: int) -> Result:
         """``POST /api/v1/source/import`` of ``entries`` entries a request: entries/s acknowledged."""
         topic, source_topic = self.topic("gw"), self.topic("source")
@@ -780,6 +795,12 @@ def ratios_of(res: dict[str, Result]) -> dict[str, tuple[float, str]]:
                 res[f"entity_xlsx_100k_{reader}"]["events_per_s"] / max(batches),
                 "≥ 0.05" if reader == "calamine" else "(reference)",
             )
+    if "client_1m" in res and batches:
+        out["Python client events/s (1M small events, one process) ÷ gateway batch events/s"] = (
+            res["client_1m"]["events_per_s"] / max(batches),
+            "≥ 0.70",
+        )
+        out["Python client's peak RSS (MiB)"] = (res["client_1m"]["rss_mib"], "(reference)")
     if "source_import1000_c8" in res and batches:
         out["source import entries/s (1,000 a request, c=8) ÷ gateway batch events/s"] = (
             res["source_import1000_c8"]["events_per_s"] / max(batches),
@@ -950,6 +971,7 @@ def main() -> int:
             ("gateway_2workers_single_c128", lambda: bench.gateway_load(1, 128, GATEWAY_WORKERS="2")),
             ("gateway_2workers_batch100_c32", lambda: bench.gateway_load(100, 32, GATEWAY_WORKERS="2")),
             ("source_import1000_c8", lambda: bench.source_import(1000, 8)),
+            ("client_1m", lambda: bench.client_load(1_000_000)),
             ("jsonl_import_1m", lambda: bench.jsonl_import(args.jsonl_lines)),
             ("entity_csv_1m", lambda: bench.entity_import("csv", args.entity_rows)),
             ("entity_xlsx_100k_calamine", lambda: bench.entity_import("xlsx", args.entity_rows // 10)),

@@ -138,3 +138,21 @@ async def test_ingest_send_on_a_100000_line_file(kafka_bootstrap: str, tmp_path:
     assert "failed: 0\n" in run.stderr
     assert "ev/s" in run.stderr  # the progress bar
     assert numbers(rows) == list(range(total))
+
+
+async def test_the_readmes_example_runs_as_written(kafka_bootstrap: str, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Sending events from Python", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    async with running_gateway(kafka_bootstrap, [dataset(unique("readme"), public=True)], tmp_path) as gw:
+        code = example.replace("http://127.0.0.1:8080", f"http://{gw.host}:{gw.port}")
+        run = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "sent=10000, failed=0" in run.stdout, run.stdout
