@@ -231,3 +231,32 @@ def test_the_blocking_client_sends_from_a_thread_of_its_own() -> None:
 
     asyncio.run(run())
     assert sum(len(events_of(d)) for d in gateway.requests) == 25
+
+
+async def test_memory_stays_bounded_by_the_buffer_while_the_gateway_is_slow() -> None:
+    import tracemalloc
+
+    async def slow_handle(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.01)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v2/data/in/{dataset}", slow_handle)
+    server = TestServer(app)
+    await server.start_server()
+    url = str(server.make_url("")).rstrip("/")
+    peaks = {}
+    try:
+        for pending in (200, 20_000):
+            tracemalloc.start()
+            async with AsyncIngestClient(url, max_batch_events=100, max_buffer_events=pending) as client:
+                for n in range(20_000):
+                    await client.send("a", {"eid": "e", "n": n, "text": "x" * 100})
+                peaks[pending] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert client.counters.sent == 20_000
+    finally:
+        await server.close()
+    # 20,000 events of ~140 bytes: held all at once they take MiBs; 200 at a time, a small part.
+    assert peaks[200] < peaks[20_000] / 4, peaks
