@@ -5,6 +5,9 @@ from ``X-Forwarded-For`` only when the peer is a trusted proxy), and taking its 
 The data-in rule: a dataset the registry marks ``public`` takes anonymous requests; otherwise, and
 whenever credentials are sent, they must be a principal's with ``ingest`` and the dataset in scope.
 An unknown dataset is not refused here: it answers as before (400 for a bad envelope, else 404).
+
+A request whose credentials are missing or unknown counts against the anonymous limits of its
+address, on every API: guessing keys, or flooding with 401s, is limited as anonymous requests are.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Access:
         if secret is None:
             dataset = ctx.registry.datasets.get(dataset_id)
             if dataset is not None and not dataset.public:
+                self.unauthenticated(ctx, request)
                 raise Unauthorized(
                     "This dataset takes no anonymous requests: send X-API-KEY or Authorization: Bearer"
                 )
@@ -65,6 +69,7 @@ class Access:
         else:
             principal = ctx.principals.authenticate(secret)
             if principal is None:
+                self.unauthenticated(ctx, request)
                 raise Unauthorized("Unknown API key")
             if not principal.may(INGEST, dataset_id):
                 raise Forbidden("This key may not publish to this dataset: it lacks ingest or the scope")
@@ -73,12 +78,24 @@ class Access:
         return caller
 
     def authorize(
-        self, ctx: GatewayContext, secret: str | None, permission: str, target: str | None = None
-    ) -> Principal:
+        self, ctx: GatewayContext, request: web.Request, secret: str | None, permission: str,
+        target: str | None = None,
+    ) -> Principal:  # fmt: skip
         """The import APIs' check (``Principals.authorize``), then one request token of the principal."""
-        principal = ctx.principals.authorize(secret, permission, target)
+        try:
+            principal = ctx.principals.authorize(secret, permission, target)
+        except Unauthorized:
+            self.unauthenticated(ctx, request)
+            raise
         self.take_request(principal)
         return principal
+
+    def unauthenticated(self, ctx: GatewayContext, request: web.Request) -> None:
+        """A request about to be answered 401 takes an anonymous token of its address; raises
+        RateLimited (429) when there is none left."""
+        limits = ctx.principals.anonymous
+        if not limits.unlimited:
+            self.limiter.take("a:" + self.client_address(request), limits)
 
     def take_events(self, caller: Caller | None, events: int) -> None:
         if caller is not None:

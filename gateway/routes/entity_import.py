@@ -125,7 +125,7 @@ async def create_job(request: web.Request) -> web.Response:
     _version(request)
     ctx, uploads = request.app[CONTEXT], request.app[UPLOADS]
     entity_id = request.match_info["entity"]
-    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION, entity_id)
+    principal = ctx.access.authorize(ctx, request, bearer(request.headers), PERMISSION, entity_id)
     entity = ctx.registry.entities.get(entity_id)
     if entity is None:
         raise EntityNotFound(f"Unknown entity {entity_id[:128]!r}", problems=[("entity", "no such entity")])
@@ -196,7 +196,7 @@ async def _queue(request: web.Request, job: Job) -> None:
 async def get_job(request: web.Request) -> web.Response:
     _version(request)
     ctx = request.app[CONTEXT]
-    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION)
+    principal = ctx.access.authorize(ctx, request, bearer(request.headers), PERMISSION)
     job = await jobs_call(ctx.jobs().get(request.match_info["id"]))
     if job is None or job.kind != KIND or not (job.principal == principal.id or principal.unscoped):
         raise ImportNotFound("No such job", problems=[("id", "no such job")])

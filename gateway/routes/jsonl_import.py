@@ -71,7 +71,7 @@ def status_body(job: Job) -> dict[str, Any]:
 
 async def create_import(request: web.Request) -> web.Response:
     ctx, uploads = request.app[CONTEXT], request.app[UPLOADS]
-    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION)
+    principal = ctx.access.authorize(ctx, request, bearer(request.headers), PERMISSION)
     import_id = new_import_id()
     job = Job(
         id=import_id, kind=KIND, status="WAITING_FOR_UPLOAD", principal=principal.id,
@@ -86,7 +86,7 @@ async def create_import(request: web.Request) -> web.Response:
 
 async def _job_of(ctx: GatewayContext, request: web.Request) -> Job:
     """The request's import, when its caller may see it (its maker, or an unscoped principal)."""
-    principal = ctx.access.authorize(ctx, bearer(request.headers), PERMISSION)
+    principal = ctx.access.authorize(ctx, request, bearer(request.headers), PERMISSION)
     job = await jobs_call(ctx.jobs().get(request.match_info["import_id"]))
     if job is None or job.kind != KIND or not (job.principal == principal.id or principal.unscoped):
         raise ImportNotFound()

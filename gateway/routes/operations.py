@@ -71,14 +71,16 @@ def _ok(body: dict[str, Any]) -> web.Response:
 
 
 def _caller(request: web.Request) -> Principal:
-    principal = request.app[CONTEXT].principals.authenticate_user(
+    ctx = request.app[CONTEXT]
+    principal = ctx.principals.authenticate_user(
         request.headers.get("X-User-Id"), request.headers.get("X-Auth-Token")
     )
     if principal is None:
+        ctx.access.unauthenticated(ctx, request)
         raise Unauthorized()
     if not principal.may(PERMISSION, USER_TYPE):
         raise Forbidden()
-    request.app[CONTEXT].access.take_request(principal)
+    ctx.access.take_request(principal)
     return principal
 
 

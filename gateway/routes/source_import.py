@@ -39,7 +39,7 @@ PERMISSION = "source-import"
 
 async def source_import(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = ctx.access.authorize(ctx, request.headers.get("X-API-KEY"), PERMISSION)
+    principal = ctx.access.authorize(ctx, request, request.headers.get("X-API-KEY"), PERMISSION)
     check_json_media(request)
     coding = content_coding(request)
     async with ctx.admission.hold(held_size(request, coding, ctx.max_body_bytes)) as held:

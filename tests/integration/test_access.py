@@ -222,3 +222,30 @@ async def test_every_answer_carries_the_security_headers(kafka_bootstrap: str, t
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Cache-Control"] == "no-store"
         assert headers["X-Request-ID"]
+
+
+async def test_unknown_or_missing_credentials_count_against_the_anonymous_limits(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    async with running_gateway(
+        kafka_bootstrap, datasets(unique("open"), unique("private")), tmp_path,
+        principals=principals(anonymous={"requests_per_s": 0.1, "requests_burst": 2}),
+        sources=[{"id": "src", "topic": unique("source")}],
+    ) as gw:  # fmt: skip
+        guesses = [
+            (await post(gw, "private", envelope(event(i)), **{"X-API-KEY": f"guess-{i}"}))[0]
+            for i in range(3)
+        ]
+        async with gw.session.post("/api/v1/source/import", json={"source_id": "src", "payload": []},
+                                   headers={"X-API-KEY": "guess"}) as r:  # fmt: skip
+            source = r.status, r.headers.get("Retry-After")
+        async with gw.session.post(
+            "/api/v1/import.new", headers={"X-User-Id": "x", "X-Auth-Token": "guess"}
+        ) as r:
+            operation = r.status
+        known = await post(gw, "private", envelope(event(9)), **{"X-API-KEY": "k-writer"})
+    assert guesses == [401, 401, 429]  # a burst of two guesses, then told to wait
+    assert source[0] == 429
+    assert source[1] is not None
+    assert operation == 429
+    assert known[0] == 200  # a known key is not held back by the guesses from its address
