@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.context import CONTEXT
 from gateway.handling import Routes
+from gateway.listener import ListenError
 from ingest_core.service import ops_handlers
 
 
@@ -47,7 +48,13 @@ def _metrics_server(
         metrics_app.router.add_route("GET", "/metrics", scrape)
         runner = web.AppRunner(metrics_app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        try:
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        except OSError as exc:  # a start error with its reason, as the API's own port gives
+            await runner.cleanup()
+            raise ListenError(
+                f"METRICS_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
         yield
         await runner.cleanup()
 

@@ -265,6 +265,19 @@ async def test_a_port_in_use_fails_the_start(kafka_bootstrap: str, tmp_path: Pat
     assert f"ingest-gateway: cannot listen on 127.0.0.1:{port}: Address already in use".encode() in out
 
 
+async def test_a_metrics_port_in_use_fails_the_start_with_its_reason(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        metrics_port = taken.getsockname()[1]
+        env = {**registry_env(kafka_bootstrap, tmp_path, free_port_pair()), "METRICS_PORT": str(metrics_port)}
+        proc = start_gateway(env)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 1
+    assert f"ingest-gateway: METRICS_PORT: cannot listen on 127.0.0.1:{metrics_port}".encode() in out
+    assert b"Traceback" not in out
+
+
 def test_bad_registry_fails_with_the_key_named(tmp_path: Path) -> None:
     registry = tmp_path / "topics.yaml"
     registry.write_text("datasets:\n  - id: a\n    partitions: many\n")
