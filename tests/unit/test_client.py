@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,9 +52,10 @@ class Gateway:
 
 
 @asynccontextmanager
-async def serving(gateway: Gateway) -> AsyncIterator[str]:
+async def serving(gateway: Gateway | Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """The URL of a gateway answering with ``gateway`` (a Gateway's script, or a handler)."""
     app = web.Application()
-    app.router.add_post("/v2/data/in/{dataset}", gateway.handle)
+    app.router.add_post("/v2/data/in/{dataset}", gateway.handle if isinstance(gateway, Gateway) else gateway)
     server = TestServer(app)
     await server.start_server()
     try:
@@ -172,12 +173,7 @@ async def test_a_full_buffer_waits_or_refuses() -> None:
         await release.wait()
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_post("/v2/data/in/{dataset}", slow_handle)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        url = str(server.make_url("")).rstrip("/")
+    async with serving(slow_handle) as url:
         async with AsyncIngestClient(url, max_batch_events=2, max_buffer_events=4, linger_ms=1) as client:
             for i in range(4):
                 await client.send("a", {"n": i})
@@ -188,8 +184,6 @@ async def test_a_full_buffer_waits_or_refuses() -> None:
             assert not waiting.done()  # held until the batches in flight are answered
             release.set()
             await asyncio.wait_for(waiting, 5)
-    finally:
-        await server.close()
     assert client.counters.sent == 5
 
 
@@ -200,17 +194,9 @@ async def test_large_bodies_are_gzipped_small_ones_not() -> None:
         seen.append(request.headers.get("Content-Encoding"))
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_post("/v2/data/in/{dataset}", handle)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        url = str(server.make_url("")).rstrip("/")
-        async with AsyncIngestClient(url) as client:
-            await client.send_batch("a", [{"n": 1}])
-            await client.send_batch("a", [{"text": "x" * 2000}])
-    finally:
-        await server.close()
+    async with serving(handle) as url, AsyncIngestClient(url) as client:
+        await client.send_batch("a", [{"n": 1}])
+        await client.send_batch("a", [{"text": "x" * 2000}])
     assert seen == [None, "gzip"]
 
 
@@ -241,13 +227,8 @@ async def test_memory_stays_bounded_by_the_buffer_while_the_gateway_is_slow() ->
         await asyncio.sleep(0.01)
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_post("/v2/data/in/{dataset}", slow_handle)
-    server = TestServer(app)
-    await server.start_server()
-    url = str(server.make_url("")).rstrip("/")
     peaks = {}
-    try:
+    async with serving(slow_handle) as url:
         for pending in (200, 20_000):
             tracemalloc.start()
             async with AsyncIngestClient(url, max_batch_events=100, max_buffer_events=pending) as client:
@@ -256,7 +237,5 @@ async def test_memory_stays_bounded_by_the_buffer_while_the_gateway_is_slow() ->
                 peaks[pending] = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             assert client.counters.sent == 20_000
-    finally:
-        await server.close()
     # 20,000 events of ~140 bytes: held all at once they take MiBs; 200 at a time, a small part.
     assert peaks[200] < peaks[20_000] / 4, peaks
